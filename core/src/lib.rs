@@ -1,0 +1,23 @@
+//! The allocation-free core of txtd: HTTP/1.x requests in, HTML pages of
+//! text files out.
+//!
+//! Everything here is `no_std`, allocation-free and free of `unsafe`; it
+//! never calls the OS, never reads a clock and never panics on any input.
+//! The caller hands in bytes, the current time and a [`Site`], and gets back
+//! bytes to send and decisions (keep the connection, close it, wake me at).
+//! The same code serves from a Linux worker process and from a
+//! microcontroller TCP stack.
+//!
+//! Dependencies are limited to nom, heapless, embedded-io and (behind the
+//! `defmt` feature) defmt, or `log` behind the `log` feature.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
+#[macro_use]
+mod fmt;
+
+pub mod request;
+mod scan;
+
+pub use request::{Field, Limits, Parsed, Request, Version, parse_request};

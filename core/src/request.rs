@@ -1,0 +1,653 @@
+//! The HTTP/1.x request head (RFC 9112 §2–§5): request line, field lines and
+//! their limits, parsed incrementally and without copying. The only user of
+//! nom in txtd.
+//!
+//! [`parse_request`] is handed whatever bytes have arrived and answers
+//! [`Parsed::Complete`] (a [`Request`] borrowing the input), [`Parsed::Partial`]
+//! or an [`Error`]. It never allocates, never panics, reads nothing past the
+//! input and does work linear in the input. A request split into any pieces
+//! gives the same answer as the same bytes in one piece, and a line past its
+//! limit is refused as soon as the limit is crossed, not when the line ends.
+//!
+//! Line ends: CRLF, or a bare LF, everywhere (RFC 9112 §2.2 allows a
+//! recipient to accept a lone LF). A CR that is not followed by LF is an
+//! error (400) wherever it appears.
+
+use core::fmt;
+
+use nom::bytes::streaming::{tag, take_while1};
+use nom::character::streaming::satisfy;
+use nom::error::{ErrorKind, ParseError};
+use nom::{IResult, Needed, Parser};
+
+use crate::scan;
+
+/// Default limit on a request line, terminator excluded (Apache's
+/// `LimitRequestLine`): one byte more is a 414.
+pub const MAX_REQUEST_LINE: usize = 8190;
+/// Default limit on one field line, terminator excluded (Apache's
+/// `LimitRequestFieldSize`): one byte more is a 431.
+pub const MAX_FIELD_LINE: usize = 8190;
+/// Default number of field lines: above Apache's, gunicorn's and hyper's 100,
+/// so whatever they accept passes here too. One more is a 431.
+pub const MAX_FIELDS: usize = 128;
+/// Default limit on the whole head, from the first byte through the blank
+/// line (nginx's four 8 KiB `large_client_header_buffers`).
+pub const MAX_HEAD: usize = 32 * 1024;
+
+/// Limits on a request head. Every one is checked while the head arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Limits {
+    /// Longest request line, terminator excluded (longer: 414).
+    pub max_request_line: usize,
+    /// Longest field line, terminator excluded (longer: 431).
+    pub max_field_line: usize,
+    /// Most field lines (more: 431). The caller's field slice caps it too.
+    pub max_fields: usize,
+    /// Longest head, leading empty lines and blank line included (longer: 431).
+    pub max_head: usize,
+}
+
+impl Limits {
+    /// The defaults: [`MAX_REQUEST_LINE`], [`MAX_FIELD_LINE`], [`MAX_FIELDS`], [`MAX_HEAD`].
+    pub const DEFAULT: Self = Self {
+        max_request_line: MAX_REQUEST_LINE,
+        max_field_line: MAX_FIELD_LINE,
+        max_fields: MAX_FIELDS,
+        max_head: MAX_HEAD,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// One field line: name and value, both borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Field<'a> {
+    /// The field name, a token, as received (compare it case-insensitively).
+    pub name: &'a [u8],
+    /// The field value with leading and trailing whitespace removed.
+    pub value: &'a [u8],
+}
+
+/// The protocol version from the request line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Version {
+    /// The digit before the dot; always 1 in a parsed request.
+    pub major: u8,
+    /// The digit after the dot.
+    pub minor: u8,
+}
+
+impl Version {
+    /// `HTTP/1.0`.
+    pub const HTTP_10: Self = Self { major: 1, minor: 0 };
+    /// `HTTP/1.1`.
+    pub const HTTP_11: Self = Self { major: 1, minor: 1 };
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP/{}.{}", self.major, self.minor)
+    }
+}
+
+/// A parsed request head, borrowing the input and the caller's field slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Request<'a, 'f> {
+    /// The method token, case-sensitive (RFC 9110 §9.1).
+    pub method: &'a [u8],
+    /// The request-target, as received: visible ASCII, not yet decoded.
+    pub request_target: &'a [u8],
+    /// The protocol version; its major is always 1.
+    pub version: Version,
+    /// The field lines in the order received.
+    pub fields: &'f [Field<'a>],
+    /// Bytes of the head, up to and including the blank line that ends it.
+    pub head_len: usize,
+}
+
+impl<'a> Request<'a, '_> {
+    /// The request line without its line end, as received.
+    ///
+    /// It is the part of `input` from the method to the version; `input` is
+    /// the buffer the request was parsed from.
+    /// Empty if `input` is not that buffer.
+    pub fn request_line(&self, input: &'a [u8]) -> &'a [u8] {
+        let base = input.as_ptr() as usize;
+        let start = (self.method.as_ptr() as usize).checked_sub(base);
+        let target = (self.request_target.as_ptr() as usize).checked_sub(base);
+        let (Some(start), Some(target)) = (start, target) else {
+            return &[];
+        };
+        // SP and the eight bytes of `HTTP/x.y` follow the target.
+        let end = target
+            .saturating_add(self.request_target.len())
+            .saturating_add(9);
+        input.get(start..end).unwrap_or_default()
+    }
+}
+
+/// The answer of [`parse_request`] for input without errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Parsed<T> {
+    /// The input holds a whole head.
+    Complete(T),
+    /// The input is a proper prefix of a head that may still be valid.
+    Partial,
+}
+
+/// Why a request head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The method is empty or holds a byte that is not a token character (400).
+    InvalidMethod,
+    /// The request-target is empty or holds a byte that is not visible ASCII (400).
+    InvalidTarget,
+    /// The request line ends after the target: an HTTP/0.9 request (400).
+    MissingVersion,
+    /// The version is not `HTTP/` DIGIT `.` DIGIT followed by the line end (400).
+    InvalidVersion,
+    /// The version's major digit is not 1, e.g. `HTTP/2.0` (505).
+    UnsupportedVersion,
+    /// A field name is empty, holds a non-token byte, or whitespace precedes
+    /// its colon (RFC 9112 §5.1) (400).
+    InvalidFieldName,
+    /// A field value holds a control character other than HTAB (400).
+    InvalidFieldValue,
+    /// A field line starts with whitespace: obsolete line folding (400).
+    ObsoleteFold,
+    /// A CR is not followed by LF (400).
+    BareCr,
+    /// The request line passed [`Limits::max_request_line`] (414).
+    RequestLineTooLong,
+    /// A field line passed [`Limits::max_field_line`] (431).
+    FieldLineTooLong,
+    /// The head has more field lines than [`Limits::max_fields`] (431).
+    TooManyFields,
+    /// The head passed [`Limits::max_head`] (431).
+    HeadTooLarge,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidMethod => "invalid method",
+            Self::InvalidTarget => "invalid request-target",
+            Self::MissingVersion => "request line without a version",
+            Self::InvalidVersion => "invalid protocol version",
+            Self::UnsupportedVersion => "unsupported protocol version",
+            Self::InvalidFieldName => "invalid field name",
+            Self::InvalidFieldValue => "invalid field value",
+            Self::ObsoleteFold => "obsolete line folding",
+            Self::BareCr => "bare CR",
+            Self::RequestLineTooLong => "request line too long",
+            Self::FieldLineTooLong => "field line too long",
+            Self::TooManyFields => "too many field lines",
+            Self::HeadTooLarge => "request head too large",
+        })
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// The nom error type: the txtd error a sub-parser decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fail(Error);
+
+impl<I> ParseError<I> for Fail {
+    // A nom combinator failing on its own (a `tag`, `satisfy`) means the
+    // request line or the version is malformed; the callers map those
+    // failures to the precise error with `or_fail`.
+    fn from_error_kind(_: I, _: ErrorKind) -> Self {
+        Fail(Error::InvalidVersion)
+    }
+
+    fn append(_: I, _: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+type PResult<'a, O> = IResult<&'a [u8], O, Fail>;
+
+/// Replaces any non-incomplete error of `result` with `error`.
+#[inline(always)]
+fn or_fail<'a, O>(result: PResult<'a, O>, error: Error) -> PResult<'a, O> {
+    result.map_err(|e| e.map(|_| Fail(error)))
+}
+
+#[inline(always)]
+fn fail<O>(error: Error) -> Result<O, nom::Err<Fail>> {
+    Err(nom::Err::Error(Fail(error)))
+}
+
+/// RFC 9110 §5.6.2 tchar, as a table: one load per byte.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the loop keeps b below 256, the table's length"
+)]
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+#[inline(always)]
+fn is_tchar(b: u8) -> bool {
+    TCHAR.get(usize::from(b)).copied().unwrap_or(false)
+}
+
+/// Returns whether `b` is a token character (RFC 9110 §5.6.2).
+pub fn is_token_byte(b: u8) -> bool {
+    is_tchar(b)
+}
+
+/// CRLF or a bare LF; a CR followed by anything else is [`Error::BareCr`].
+#[inline(always)]
+fn line_end(i: &[u8]) -> PResult<'_, ()> {
+    match i {
+        [b'\n', rest @ ..] => Ok((rest, ())),
+        [b'\r', b'\n', rest @ ..] => Ok((rest, ())),
+        [b'\r'] | [] => Err(nom::Err::Incomplete(Needed::Unknown)),
+        [b'\r', ..] => fail(Error::BareCr),
+        _ => fail(Error::InvalidVersion),
+    }
+}
+
+/// The request-target: a run of visible ASCII ended by SP.
+#[inline(always)]
+fn request_target(i: &[u8]) -> PResult<'_, &[u8]> {
+    let Some(end) = scan::find_non_vchar(i) else {
+        return Err(nom::Err::Incomplete(Needed::Unknown));
+    };
+    let (target, rest) = i.split_at_checked(end).unwrap_or((i, &[]));
+    match rest.first() {
+        Some(b' ') if !target.is_empty() => Ok((rest, target)),
+        // `GET /` then the line end: HTTP/0.9, which has no version.
+        Some(b'\r' | b'\n') if !target.is_empty() => fail(Error::MissingVersion),
+        _ => fail(Error::InvalidTarget),
+    }
+}
+
+/// `HTTP/` DIGIT `.` DIGIT (RFC 9112 §2.3). A major other than 1 is refused
+/// here, before the rest of the line: its framing is not HTTP/1's.
+#[inline(always)]
+fn version(i: &[u8]) -> PResult<'_, Version> {
+    let digit = || satisfy(|c: char| c.is_ascii_digit());
+    let (i, _) = or_fail(tag(&b"HTTP/"[..]).parse(i), Error::InvalidVersion)?;
+    let (i, major) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+    let (i, _) = or_fail(tag(&b"."[..]).parse(i), Error::InvalidVersion)?;
+    let (i, minor) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+    // Both are ASCII digits, so the subtraction cannot wrap.
+    let version = Version {
+        major: (major as u8).wrapping_sub(b'0'),
+        minor: (minor as u8).wrapping_sub(b'0'),
+    };
+    if version.major != 1 {
+        return fail(Error::UnsupportedVersion);
+    }
+    Ok((i, version))
+}
+
+/// method SP request-target SP HTTP-version, without the line end.
+#[inline(always)]
+fn request_line(i: &[u8]) -> PResult<'_, (&[u8], &[u8], Version)> {
+    let (i, method) = or_fail(take_while1(is_tchar).parse(i), Error::InvalidMethod)?;
+    let (i, _) = or_fail(tag(&b" "[..]).parse(i), Error::InvalidMethod)?;
+    let (i, target) = request_target(i)?;
+    let (i, _) = or_fail(tag(&b" "[..]).parse(i), Error::InvalidTarget)?;
+    let (i, version) = version(i)?;
+    Ok((i, (method, target, version)))
+}
+
+/// A field value up to (not including) its line end, trailing whitespace
+/// removed. Leading whitespace is skipped by the caller.
+#[inline(always)]
+fn field_value(i: &[u8]) -> PResult<'_, &[u8]> {
+    let mut pos = 0;
+    loop {
+        let rest = i.get(pos..).unwrap_or_default();
+        let Some(offset) = scan::find_field_value_stop(rest) else {
+            return Err(nom::Err::Incomplete(Needed::Unknown));
+        };
+        pos += offset;
+        match i.get(pos) {
+            Some(b'\t') => pos += 1,
+            Some(b'\r' | b'\n') => break,
+            _ => return fail(Error::InvalidFieldValue),
+        }
+    }
+    let (value, rest) = i.split_at_checked(pos).unwrap_or((i, &[]));
+    Ok((rest, value.trim_ascii_end()))
+}
+
+/// field-name ":" OWS field-value OWS (RFC 9112 §5), without the line end.
+#[inline(always)]
+fn field_line(i: &[u8]) -> PResult<'_, Field<'_>> {
+    let (i, name) = match take_while1::<_, _, Fail>(is_tchar).parse(i) {
+        Ok(ok) => ok,
+        Err(nom::Err::Incomplete(n)) => return Err(nom::Err::Incomplete(n)),
+        Err(_) => {
+            return match i.first() {
+                Some(b' ' | b'\t') => fail(Error::ObsoleteFold),
+                _ => fail(Error::InvalidFieldName),
+            };
+        }
+    };
+    // RFC 9112 §5.1: no whitespace between the field name and the colon.
+    let (i, _) = or_fail(tag(&b":"[..]).parse(i), Error::InvalidFieldName)?;
+    let start = i.iter().position(|&b| b != b' ' && b != b'\t');
+    let Some(start) = start else {
+        return Err(nom::Err::Incomplete(Needed::Unknown));
+    };
+    let (i, value) = field_value(i.get(start..).unwrap_or_default())?;
+    Ok((i, Field { name, value }))
+}
+
+/// Where the head is while it arrives, to pick the limit an incomplete line
+/// is held to.
+#[derive(Clone, Copy)]
+enum Line {
+    Request,
+    Field,
+}
+
+/// Parses the request head at the start of `input`.
+///
+/// `fields` receives the field lines; its length caps their number together
+/// with [`Limits::max_fields`]. Nothing is copied: the [`Request`] borrows
+/// `input` and `fields`.
+///
+/// # Errors
+///
+/// An [`Error`] naming the first rule the input breaks. Limits are checked
+/// on incomplete input too, so a head that can only grow past one is
+/// refused at once.
+///
+/// # Examples
+///
+/// ```
+/// use txtd_core::request::{parse_request, Field, Limits, Parsed};
+///
+/// let mut fields = [Field::default(); 16];
+/// let input = b"GET /notes.txt HTTP/1.1\r\nHost: example.com\r\n\r\n";
+/// let Ok(Parsed::Complete(request)) = parse_request(input, &mut fields, &Limits::DEFAULT) else {
+///     panic!("a whole head");
+/// };
+/// assert_eq!(request.method, b"GET");
+/// assert_eq!(request.request_target, b"/notes.txt");
+/// assert_eq!(request.fields[0].value, b"example.com");
+/// assert_eq!(request.head_len, input.len());
+///
+/// assert_eq!(parse_request(&input[..10], &mut fields, &Limits::DEFAULT), Ok(Parsed::Partial));
+/// ```
+pub fn parse_request<'a, 'f>(
+    input: &'a [u8],
+    fields: &'f mut [Field<'a>],
+    limits: &Limits,
+) -> Result<Parsed<Request<'a, 'f>>, Error> {
+    let max_fields = limits.max_fields.min(fields.len());
+    let mut rest = input;
+    let mut line = Line::Request;
+
+    // RFC 9112 §2.2: ignore empty lines received before the request line.
+    loop {
+        match line_end(rest) {
+            Ok((after, ())) => rest = after,
+            Err(nom::Err::Incomplete(_)) if !rest.is_empty() => {
+                return partial(input, rest, line, limits);
+            }
+            _ => break,
+        }
+    }
+
+    let (method, request_target, version) = match request_line(rest) {
+        Ok((after, parts)) => {
+            check_line(rest, after, line, limits)?;
+            rest = after;
+            parts
+        }
+        Err(e) => return incomplete_or(e, input, rest, line, limits),
+    };
+    match line_end(rest) {
+        Ok((after, ())) => rest = after,
+        Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
+        Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
+    }
+
+    line = Line::Field;
+    let mut count = 0;
+    loop {
+        if let Some(b'\r' | b'\n') | None = rest.first() {
+            match line_end(rest) {
+                Ok((after, ())) => {
+                    rest = after;
+                    break;
+                }
+                Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
+                Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
+            }
+        }
+        if count >= max_fields {
+            return Err(Error::TooManyFields);
+        }
+        let field = match field_line(rest) {
+            Ok((after, field)) => {
+                check_line(rest, after, line, limits)?;
+                match line_end(after) {
+                    Ok((next, ())) => rest = next,
+                    Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
+                    Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
+                }
+                field
+            }
+            Err(e) => return incomplete_or(e, input, rest, line, limits),
+        };
+        if let Some(slot) = fields.get_mut(count) {
+            *slot = field;
+        }
+        count += 1;
+    }
+
+    let head_len = input.len() - rest.len();
+    if head_len > limits.max_head {
+        return Err(Error::HeadTooLarge);
+    }
+    let fields = fields.get(..count).unwrap_or_default();
+    Ok(Parsed::Complete(Request {
+        method,
+        request_target,
+        version,
+        fields,
+        head_len,
+    }))
+}
+
+/// Checks a complete line, from `start` to `after` (terminator excluded).
+#[inline(always)]
+fn check_line(start: &[u8], after: &[u8], line: Line, limits: &Limits) -> Result<(), Error> {
+    let len = start.len() - after.len();
+    match line {
+        Line::Request if len > limits.max_request_line => Err(Error::RequestLineTooLong),
+        Line::Field if len > limits.max_field_line => Err(Error::FieldLineTooLong),
+        _ => Ok(()),
+    }
+}
+
+fn incomplete_or<'a, 'f>(
+    e: nom::Err<Fail>,
+    input: &'a [u8],
+    rest: &'a [u8],
+    line: Line,
+    limits: &Limits,
+) -> Result<Parsed<Request<'a, 'f>>, Error> {
+    match e {
+        nom::Err::Incomplete(_) => partial(input, rest, line, limits),
+        nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e)) => Err(e),
+    }
+}
+
+/// The answer for a head that stops inside the line starting at `rest`:
+/// partial, unless that line or the head is already past its limit.
+fn partial<'a, 'f>(
+    input: &'a [u8],
+    rest: &'a [u8],
+    line: Line,
+    limits: &Limits,
+) -> Result<Parsed<Request<'a, 'f>>, Error> {
+    // A CR at the very end may be the first half of the line end.
+    let line_len = rest.strip_suffix(b"\r").unwrap_or(rest).len();
+    match line {
+        Line::Request if line_len > limits.max_request_line => {
+            return Err(Error::RequestLineTooLong);
+        }
+        Line::Field if line_len > limits.max_field_line => return Err(Error::FieldLineTooLong),
+        _ => {}
+    }
+    // An incomplete head of `max_head` bytes can only end past the limit.
+    if input.len() >= limits.max_head {
+        return Err(Error::HeadTooLarge);
+    }
+    Ok(Parsed::Partial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8]) -> Result<Parsed<(usize, usize)>, Error> {
+        let mut fields = [Field::default(); 8];
+        parse_request(input, &mut fields, &Limits::DEFAULT).map(|p| match p {
+            Parsed::Complete(r) => Parsed::Complete((r.fields.len(), r.head_len)),
+            Parsed::Partial => Parsed::Partial,
+        })
+    }
+
+    #[test]
+    fn minimal_request_is_complete() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.0\r\n\r\n"),
+            Ok(Parsed::Complete((0, 18)))
+        );
+    }
+
+    #[test]
+    fn bare_lf_ends_lines_everywhere() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\nHost: a\n\n"),
+            Ok(Parsed::Complete((1, 24)))
+        );
+    }
+
+    #[test]
+    fn bare_cr_is_refused() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\rHost: a\r\n\r\n"),
+            Err(Error::BareCr)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\r\n"),
+            Err(Error::BareCr)
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n\rx"),
+            Err(Error::BareCr)
+        );
+    }
+
+    #[test]
+    fn whitespace_before_colon_is_refused() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+            Err(Error::InvalidFieldName)
+        );
+    }
+
+    #[test]
+    fn obs_fold_is_refused() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n"),
+            Err(Error::ObsoleteFold)
+        );
+    }
+
+    #[test]
+    fn two_digit_minor_version_is_refused() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.10\r\n\r\n"),
+            Err(Error::InvalidVersion)
+        );
+    }
+
+    #[test]
+    fn http_2_is_unsupported_before_the_line_ends() {
+        assert_eq!(parse(b"PRI * HTTP/2.0"), Err(Error::UnsupportedVersion));
+    }
+
+    #[test]
+    fn more_fields_than_the_slice_holds_is_refused() {
+        let head = b"GET / HTTP/1.1\r\na:1\r\nb:2\r\nc:3\r\n\r\n";
+        let mut fields = [Field::default(); 2];
+        assert_eq!(
+            parse_request(head, &mut fields, &Limits::DEFAULT),
+            Err(Error::TooManyFields)
+        );
+    }
+
+    #[test]
+    fn request_line_slice_spans_method_to_version() {
+        let input = b"\r\nGET /a?b HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut fields = [Field::default(); 4];
+        let Ok(Parsed::Complete(r)) = parse_request(input, &mut fields, &Limits::DEFAULT) else {
+            panic!("complete");
+        };
+        assert_eq!(r.request_line(input), b"GET /a?b HTTP/1.1");
+    }
+
+    #[test]
+    fn long_partial_request_line_is_refused_at_the_limit() {
+        let mut line = [b'a'; 9000];
+        line[..5].copy_from_slice(b"GET /");
+        let limits = Limits::DEFAULT;
+        let mut fields = [Field::default(); 1];
+        assert_eq!(
+            parse_request(&line[..limits.max_request_line], &mut fields, &limits),
+            Ok(Parsed::Partial)
+        );
+        assert_eq!(
+            parse_request(&line[..limits.max_request_line + 1], &mut fields, &limits),
+            Err(Error::RequestLineTooLong)
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! txtd binary.
+fn main() {}
