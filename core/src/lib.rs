@@ -17,7 +17,15 @@
 #[macro_use]
 mod fmt;
 
+pub mod date;
+pub mod message;
 pub mod request;
 mod scan;
+pub mod site;
+pub mod status;
+pub mod target;
 
+pub use message::{Message, Method};
 pub use request::{Field, Limits, Parsed, Request, Version, parse_request};
+pub use site::{DirEntry, Entry, Kind, Site};
+pub use status::{Refusal, Status};
