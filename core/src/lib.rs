@@ -17,14 +17,22 @@
 #[macro_use]
 mod fmt;
 
+pub mod conditional;
+pub mod conn;
 pub mod date;
+pub mod driver;
+pub mod html;
 pub mod message;
+pub mod range;
 pub mod request;
+pub mod response;
 mod scan;
 pub mod site;
 pub mod status;
+pub mod table;
 pub mod target;
 
+pub use conn::{Close, Config, Conn, Exchange, Interest, Log, Now};
 pub use message::{Message, Method};
 pub use request::{Field, Limits, Parsed, Request, Version, parse_request};
 pub use site::{DirEntry, Entry, Kind, Site};

@@ -101,6 +101,26 @@ pub(crate) fn find_html_special(bytes: &[u8]) -> Option<usize> {
     )
 }
 
+/// First byte that HTML text cannot carry as it is, in text already known
+/// to be valid UTF-8: one of `& < > " '`, a control (HTAB, LF, FF and CR
+/// included, callers copy them) or DEL. Bytes from 0x80 are not flagged.
+#[inline]
+pub(crate) fn find_html_special_ascii(bytes: &[u8]) -> Option<usize> {
+    find(
+        bytes,
+        |x| {
+            lanes_below(x, 0x20)
+                | lanes_equal(x, 0x7f)
+                | lanes_equal(x, b'&')
+                | lanes_equal(x, b'<')
+                | lanes_equal(x, b'>')
+                | lanes_equal(x, b'"')
+                | lanes_equal(x, b'\'')
+        },
+        |b| b < 0x20 || b == 0x7f || matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''),
+    )
+}
+
 /// First LF in `bytes`.
 #[inline]
 pub(crate) fn find_lf(bytes: &[u8]) -> Option<usize> {
@@ -133,10 +153,29 @@ mod tests {
                 );
                 assert_eq!(
                     find_html_special(&buf),
-                    naive(&buf, |c| c < 0x20 || c >= 0x7f || b"&<>\"'".contains(&c)),
+                    naive(&buf, |c| !(0x20..0x7f).contains(&c)
+                        || b"&<>\"'".contains(&c)),
                     "html byte {b:#x} lane {lane}"
                 );
                 assert_eq!(find_lf(&buf), naive(&buf, |c| c == b'\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn html_special_ascii_ignores_bytes_from_0x80_in_every_lane() {
+        let special = |c: u8| c < 0x20 || c == 0x7f || b"&<>\"'".contains(&c);
+        for background in [b'a', 0x80, 0xbf, 0xe4, 0xff] {
+            for b in 0..=255u8 {
+                for lane in 0..19 {
+                    let mut buf = [background; 19];
+                    buf[lane] = b;
+                    assert_eq!(
+                        find_html_special_ascii(&buf),
+                        naive(&buf, special),
+                        "byte {b:#x} lane {lane} background {background:#x}"
+                    );
+                }
             }
         }
     }

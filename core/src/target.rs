@@ -193,7 +193,7 @@ fn normalise(raw: &[u8], out: &mut [u8]) -> Result<(usize, bool), Error> {
                 let kept = out.get(..len).unwrap_or_default();
                 len = kept.iter().rposition(|&b| b == b'/').unwrap_or(0);
                 trailing_slash = true;
-                if len == 0 && kept.first().is_none() {
+                if len == 0 && kept.is_empty() {
                     return Err(Error::AboveRoot);
                 }
             }
