@@ -1,0 +1,293 @@
+//! Command line and configuration file: clap flags, a TOML file with the
+//! same keys, flags winning; validated into one [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// The defaults, shared by `--help` and the code.
+mod default {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const MAX_CONNS: usize = 512;
+    pub const BACKLOG: i32 = 511;
+    pub const MAX_REQUEST_LINE: usize = 8190;
+    pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+    pub const MAX_HEADERS: usize = 128;
+}
+
+/// A duration flag or key: `5s`, `250ms`, `1m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+/// txtd serves the plain-text files of one directory as HTML pages, from a
+/// master process and a fixed pool of pre-forked workers.
+///
+/// Signals: TERM or QUIT stop gracefully (in-flight requests finish, up to
+/// --drain-timeout); INT stops at once.
+#[derive(Parser, Debug, Default)]
+#[command(name = "txtd", version, about, long_about = None)]
+pub struct Cli {
+    /// The directory to serve [default: .]
+    pub root: Option<PathBuf>,
+    /// Address to listen on, repeatable; `[::1]:8080` for IPv6, port 0
+    /// picks a free port [default: 127.0.0.1:8080]
+    #[arg(short, long = "listen", value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// Number of worker processes [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// TOML configuration file with the same keys as these flags; flags win
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write the master's pid to this file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Access log in the Combined Log Format; `-` for stdout [default: off]
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+    /// Error log [default: stderr]
+    #[arg(long, value_name = "FILE")]
+    pub error_log: Option<PathBuf>,
+    /// How long a graceful stop waits for requests in flight [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Time allowed to receive a request head [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Idle time allowed between requests on a connection [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keepalive_timeout: Option<Duration>,
+    /// Time allowed without send progress [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub send_timeout: Option<Duration>,
+    /// Connection slots per worker [default: 512]
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Listen backlog, clamped by the kernel to net.core.somaxconn [default: 511]
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<i32>,
+    /// Longest request line in bytes (longer: 414) [default: 8190]
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_line: Option<usize>,
+    /// Largest request head in bytes (larger: 431) [default: 32768]
+    #[arg(long, value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Most header fields in a request (more: 431) [default: 128]
+    #[arg(long, value_name = "N")]
+    pub max_headers: Option<usize>,
+    /// Validate the configuration and exit
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The configuration file: the flags' keys, kebab-case.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    root: Option<PathBuf>,
+    listen: Option<Vec<SocketAddr>>,
+    workers: Option<usize>,
+    pid_file: Option<PathBuf>,
+    access_log: Option<PathBuf>,
+    error_log: Option<PathBuf>,
+    drain_timeout: Option<String>,
+    header_timeout: Option<String>,
+    keepalive_timeout: Option<String>,
+    send_timeout: Option<String>,
+    max_conns: Option<usize>,
+    backlog: Option<i32>,
+    max_request_line: Option<usize>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Site root.
+    pub root: PathBuf,
+    /// Listening addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Worker processes.
+    pub workers: usize,
+    /// Pid file.
+    pub pid_file: Option<PathBuf>,
+    /// Access log; `-` for stdout.
+    pub access_log: Option<PathBuf>,
+    /// Error log; `None` for stderr.
+    pub error_log: Option<PathBuf>,
+    /// Graceful stop limit.
+    pub drain_timeout: Duration,
+    /// Request head limit.
+    pub header_timeout: Duration,
+    /// Keep-alive idle limit.
+    pub keepalive_timeout: Duration,
+    /// Send progress limit.
+    pub send_timeout: Duration,
+    /// Connection slots per worker.
+    pub max_conns: usize,
+    /// Listen backlog asked for.
+    pub backlog: i32,
+    /// Request line limit.
+    pub max_request_line: usize,
+    /// Request head limit.
+    pub max_header_bytes: usize,
+    /// Field count limit.
+    pub max_headers: usize,
+    /// Validate and exit.
+    pub check_config: bool,
+}
+
+impl Config {
+    /// Merges the flags over the configuration file (if any) over the
+    /// defaults, and checks every value.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the bad file, key or value.
+    pub fn resolve(cli: Cli) -> Result<Self, String> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("config {}: {e}", path.display()))?;
+                toml::from_str::<File>(&text).map_err(|e| {
+                    format!(
+                        "config {}: {}",
+                        path.display(),
+                        e.message().replace('\n', " ")
+                    )
+                })?
+            }
+            None => File::default(),
+        };
+        let file_duration =
+            |key: &str, value: Option<String>| -> Result<Option<Duration>, String> {
+                value
+                    .map(|v| parse_duration(&v).map_err(|e| format!("config key {key}: {e}")))
+                    .transpose()
+            };
+        let listen = if cli.listen.is_empty() {
+            file.listen.unwrap_or_default()
+        } else {
+            cli.listen
+        };
+        let listen = if listen.is_empty() {
+            vec![
+                default::LISTEN
+                    .parse()
+                    .map_err(|e| format!("default address: {e}"))?,
+            ]
+        } else {
+            listen
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let config = Self {
+            root: cli.root.or(file.root).unwrap_or_else(|| PathBuf::from(".")),
+            listen,
+            workers: cli.workers.or(file.workers).unwrap_or(cpus),
+            pid_file: cli.pid_file.or(file.pid_file),
+            access_log: cli.access_log.or(file.access_log),
+            error_log: cli.error_log.or(file.error_log),
+            drain_timeout: cli
+                .drain_timeout
+                .or(file_duration("drain-timeout", file.drain_timeout)?)
+                .unwrap_or(Duration::from_secs(30)),
+            header_timeout: cli
+                .header_timeout
+                .or(file_duration("header-timeout", file.header_timeout)?)
+                .unwrap_or(Duration::from_secs(10)),
+            keepalive_timeout: cli
+                .keepalive_timeout
+                .or(file_duration("keepalive-timeout", file.keepalive_timeout)?)
+                .unwrap_or(Duration::from_secs(5)),
+            send_timeout: cli
+                .send_timeout
+                .or(file_duration("send-timeout", file.send_timeout)?)
+                .unwrap_or(Duration::from_secs(30)),
+            max_conns: cli
+                .max_conns
+                .or(file.max_conns)
+                .unwrap_or(default::MAX_CONNS),
+            backlog: cli.backlog.or(file.backlog).unwrap_or(default::BACKLOG),
+            max_request_line: cli
+                .max_request_line
+                .or(file.max_request_line)
+                .unwrap_or(default::MAX_REQUEST_LINE),
+            max_header_bytes: cli
+                .max_header_bytes
+                .or(file.max_header_bytes)
+                .unwrap_or(default::MAX_HEADER_BYTES),
+            max_headers: cli
+                .max_headers
+                .or(file.max_headers)
+                .unwrap_or(default::MAX_HEADERS),
+            check_config: cli.check_config,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let in_range = |name: &str, value: usize, low: usize, high: usize| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} must be between {low} and {high}, not {value}"
+                ))
+            }
+        };
+        in_range("workers", self.workers, 1, 1024)?;
+        in_range("max-conns", self.max_conns, 1, 1 << 20)?;
+        in_range("max-request-line", self.max_request_line, 64, 1 << 20)?;
+        in_range("max-header-bytes", self.max_header_bytes, 256, 1 << 20)?;
+        in_range(
+            "max-headers",
+            self.max_headers,
+            1,
+            crate::worker::MAX_FIELDS,
+        )?;
+        if !(1..=65535).contains(&self.backlog) {
+            return Err(format!(
+                "backlog must be between 1 and 65535, not {}",
+                self.backlog
+            ));
+        }
+        for (name, d) in [
+            ("drain-timeout", self.drain_timeout),
+            ("header-timeout", self.header_timeout),
+            ("keepalive-timeout", self.keepalive_timeout),
+            ("send-timeout", self.send_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} must be more than 0"));
+            }
+        }
+        let meta = std::fs::metadata(&self.root)
+            .map_err(|e| format!("root {}: {e}", self.root.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("root {}: not a directory", self.root.display()));
+        }
+        Ok(())
+    }
+
+    /// The connection settings core uses.
+    pub fn conn(&self) -> txtd_core::Config {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let mut config = txtd_core::Config::DEFAULT;
+        config.limits.max_request_line = self.max_request_line;
+        config.limits.max_head = self.max_header_bytes;
+        config.limits.max_fields = self.max_headers;
+        config.head_timeout_ms = ms(self.header_timeout);
+        config.keepalive_timeout_ms = ms(self.keepalive_timeout);
+        config.pressure_keepalive_timeout_ms = config
+            .pressure_keepalive_timeout_ms
+            .min(ms(self.keepalive_timeout));
+        config.send_timeout_ms = ms(self.send_timeout);
+        config
+    }
+}

@@ -1,0 +1,50 @@
+//! The error log: one line per event, `TIMESTAMP [LEVEL] PID: message`, to
+//! stderr or a file opened for appending. Each line is one `write` call, so
+//! lines from the master and the workers never interleave.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use crate::sys;
+
+static FILE: OnceLock<File> = OnceLock::new();
+
+/// Sends later lines to `path` instead of stderr.
+///
+/// # Errors
+///
+/// The file cannot be opened for appending.
+pub fn open(path: &Path) -> std::io::Result<()> {
+    let file = File::options().create(true).append(true).open(path)?;
+    let _ = FILE.set(file);
+    Ok(())
+}
+
+/// Writes one line at `level`.
+pub fn write(level: &str, message: std::fmt::Arguments<'_>) {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now());
+    let line = format!("{stamp} [{level}] {}: {message}\n", sys::getpid());
+    // A log that cannot be written has nowhere to report to: drop the line.
+    let _ = match FILE.get() {
+        Some(mut file) => file.write_all(line.as_bytes()),
+        None => std::io::stderr().lock().write_all(line.as_bytes()),
+    };
+}
+
+/// Logs at `info`.
+macro_rules! log_info {
+    ($($arg:tt)*) => { $crate::error_log::write("info", format_args!($($arg)*)) };
+}
+
+/// Logs at `warn`.
+macro_rules! log_warn {
+    ($($arg:tt)*) => { $crate::error_log::write("warn", format_args!($($arg)*)) };
+}
+
+/// Logs at `error`.
+macro_rules! log_error {
+    ($($arg:tt)*) => { $crate::error_log::write("error", format_args!($($arg)*)) };
+}

@@ -1,0 +1,495 @@
+//! A worker process: one epoll loop over the shared listening sockets
+//! (registered with `EPOLLEXCLUSIVE`, so one worker wakes per connection)
+//! and a fixed array of connection slots whose buffers are allocated once
+//! at start. Each connection is driven by core's sans-IO `Conn`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use txtd_core::conn::{Activity, Close, Config as ConnConfig, Conn, Exchange, Log, Now};
+
+use crate::access_log::AccessLog;
+use crate::site::FsSite;
+use crate::sys::{self, epoll};
+
+/// Field slots a request head is parsed into (the `--max-headers` ceiling).
+pub const MAX_FIELDS: usize = 256;
+
+/// Output buffer per connection: a head and a window of the page.
+const OUTPUT_LEN: usize = 16 * 1024;
+
+/// Tokens at and above this one are listeners; below are slots.
+const LISTENER_TOKEN: u64 = 1 << 32;
+/// The signalfd's token.
+const SIGNAL_TOKEN: u64 = u64::MAX;
+
+/// Most rounds of work one connection gets per wake-up, so one busy
+/// connection cannot starve the others.
+const ROUNDS_PER_WAKE: usize = 32;
+
+/// What a worker needs from the master.
+pub struct Setup {
+    /// The shared listening sockets.
+    pub listeners: Vec<OwnedFd>,
+    /// The site.
+    pub site: FsSite,
+    /// Connection settings.
+    pub conn: ConnConfig,
+    /// Connection slots.
+    pub max_conns: usize,
+    /// Access log, if on.
+    pub access_log: Option<AccessLog>,
+    /// The slot number, for log lines.
+    pub slot: usize,
+}
+
+struct Slot {
+    conn: Conn<'static, FsSite, MAX_FIELDS>,
+    socket: Option<OwnedFd>,
+    peer: SocketAddr,
+    readable: bool,
+    writable: bool,
+    shut_down: bool,
+    /// More work without I/O is waiting.
+    again: bool,
+    deadline_ms: Option<u64>,
+}
+
+/// The clocks, read once per step.
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        Now {
+            monotonic_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            unix_secs: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// The access log for one slot's exchanges, plus a line in the error log
+/// for each refused request.
+struct SlotLog<'a> {
+    access: Option<&'a mut AccessLog>,
+    peer: SocketAddr,
+    unix_secs: u64,
+}
+
+impl Log for SlotLog<'_> {
+    fn exchange(&mut self, exchange: &Exchange<'_>) {
+        if let Some(access) = self.access.as_deref_mut() {
+            access.write(&self.peer, self.unix_secs, exchange);
+        }
+        if let Some(refusal) = exchange.refusal {
+            log_info!(
+                "{}: {} ({}): {:?}",
+                self.peer,
+                refusal,
+                exchange.status.code(),
+                LossyLine(exchange.request_line)
+            );
+        }
+    }
+}
+
+/// A request line for the error log, non-UTF-8 bytes replaced.
+struct LossyLine<'a>(&'a [u8]);
+
+impl std::fmt::Debug for LossyLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&String::from_utf8_lossy(self.0), f)
+    }
+}
+
+/// The worker's state.
+struct Worker {
+    ep: OwnedFd,
+    signals: OwnedFd,
+    listeners: Vec<OwnedFd>,
+    accepting: bool,
+    draining: bool,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    site: FsSite,
+    access_log: Option<AccessLog>,
+    clock: Clock,
+}
+
+/// Runs a worker until it is told to stop; returns the exit code.
+pub fn run(setup: Setup) -> i32 {
+    match Worker::new(setup) {
+        Ok(mut worker) => match worker.run() {
+            Ok(()) => 0,
+            Err(e) => {
+                log_error!("worker failed: {e}");
+                1
+            }
+        },
+        Err(e) => {
+            log_error!("worker could not start: {e}");
+            1
+        }
+    }
+}
+
+impl Worker {
+    fn new(setup: Setup) -> io::Result<Self> {
+        let clock = Clock {
+            start: Instant::now(),
+        };
+        let ep = sys::epoll_create()?;
+        let signals = sys::signalfd(&[sys::SIGTERM, sys::SIGQUIT, sys::SIGINT])?;
+        sys::epoll_add(ep.as_fd(), signals.as_fd(), epoll::IN, SIGNAL_TOKEN)?;
+        let now = clock.now();
+        let input_len = setup
+            .conn
+            .limits
+            .max_head
+            .saturating_add(setup.conn.max_path);
+        let slots = (0..setup.max_conns)
+            .map(|_| {
+                // Allocated once for the life of the worker: the slots never
+                // grow or shrink, and every Conn reuses its buffers.
+                let input: &'static mut [u8] = Box::leak(vec![0u8; input_len].into_boxed_slice());
+                let output: &'static mut [u8] = Box::leak(vec![0u8; OUTPUT_LEN].into_boxed_slice());
+                Slot {
+                    conn: Conn::new(input, output, setup.conn, now),
+                    socket: None,
+                    peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    readable: false,
+                    writable: false,
+                    shut_down: false,
+                    again: false,
+                    deadline_ms: None,
+                }
+            })
+            .collect();
+        let mut worker = Self {
+            ep,
+            signals,
+            listeners: setup.listeners,
+            accepting: false,
+            draining: false,
+            slots,
+            free: (0..setup.max_conns).rev().collect(),
+            site: setup.site,
+            access_log: setup.access_log,
+            clock,
+        };
+        worker.start_accepting()?;
+        log_info!("worker {} started", setup.slot);
+        Ok(worker)
+    }
+
+    fn start_accepting(&mut self) -> io::Result<()> {
+        if self.accepting || self.draining {
+            return Ok(());
+        }
+        for (i, listener) in self.listeners.iter().enumerate() {
+            sys::epoll_add(
+                self.ep.as_fd(),
+                listener.as_fd(),
+                epoll::IN | epoll::EXCLUSIVE,
+                LISTENER_TOKEN + i as u64,
+            )?;
+        }
+        self.accepting = true;
+        Ok(())
+    }
+
+    fn stop_accepting(&mut self) {
+        if !self.accepting {
+            return;
+        }
+        for listener in &self.listeners {
+            let _ = sys::epoll_delete(self.ep.as_fd(), listener.as_fd());
+        }
+        self.accepting = false;
+    }
+
+    fn active(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = vec![sys::Event::EMPTY; 256];
+        loop {
+            if self.draining && self.active() == 0 {
+                log_info!("worker drained, exiting");
+                return Ok(());
+            }
+            let timeout = self.timeout_ms();
+            let n = sys::epoll_wait(self.ep.as_fd(), &mut events, timeout)?;
+            for event in events.iter().take(n) {
+                match event.token() {
+                    SIGNAL_TOKEN => {
+                        if self.on_signals()? {
+                            return Ok(());
+                        }
+                    }
+                    token if token >= LISTENER_TOKEN => {
+                        let index = usize::try_from(token - LISTENER_TOKEN).unwrap_or(usize::MAX);
+                        self.accept(index);
+                    }
+                    token => {
+                        let index = usize::try_from(token).unwrap_or(usize::MAX);
+                        if let Some(slot) = self.slots.get_mut(index) {
+                            let flags = event.flags();
+                            if flags & (epoll::IN | epoll::RDHUP | epoll::HUP | epoll::ERR) != 0 {
+                                slot.readable = true;
+                            }
+                            if flags & (epoll::OUT | epoll::HUP | epoll::ERR) != 0 {
+                                slot.writable = true;
+                            }
+                        }
+                        self.drive(index);
+                    }
+                }
+            }
+            self.drive_due();
+        }
+    }
+
+    /// Milliseconds until the next deadline or 0 if work is waiting.
+    fn timeout_ms(&self) -> i32 {
+        let now = self.clock.now().monotonic_ms;
+        let mut next: Option<u64> = None;
+        for slot in self.slots.iter().filter(|s| s.socket.is_some()) {
+            if slot.again {
+                return 0;
+            }
+            if let Some(d) = slot.deadline_ms {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        next.map_or(-1, |d| {
+            i32::try_from(d.saturating_sub(now)).unwrap_or(i32::MAX)
+        })
+    }
+
+    /// Drives every connection whose deadline passed or that has work.
+    fn drive_due(&mut self) {
+        let now = self.clock.now().monotonic_ms;
+        for index in 0..self.slots.len() {
+            let due = self.slots.get(index).is_some_and(|s| {
+                s.socket.is_some() && (s.again || s.deadline_ms.is_some_and(|d| d <= now))
+            });
+            if due {
+                self.drive(index);
+            }
+        }
+    }
+
+    /// Handles pending signals; returns whether to exit at once.
+    fn on_signals(&mut self) -> io::Result<bool> {
+        while let Some(signal) = sys::read_signal(self.signals.as_fd())? {
+            match signal {
+                sys::SIGINT => return Ok(true),
+                sys::SIGTERM | sys::SIGQUIT => self.drain(),
+                _ => {}
+            }
+        }
+        Ok(false)
+    }
+
+    /// Stops accepting and lets the connections finish.
+    fn drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.stop_accepting();
+        self.draining = true;
+        // Our copies of the listeners: the master and other workers hold theirs.
+        self.listeners.clear();
+        for index in 0..self.slots.len() {
+            if let Some(slot) = self.slots.get_mut(index).filter(|s| s.socket.is_some()) {
+                slot.conn.set_draining();
+                self.drive(index);
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        // Bounded: a burst of connections is shared with the other workers.
+        for _ in 0..64 {
+            if self.free.is_empty() && !self.evict_idle() {
+                // No slot: leave the connections queued for other workers
+                // until one of ours frees up.
+                self.stop_accepting();
+                return;
+            }
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let (socket, peer) = match sys::accept(listener.as_fd()) {
+                Ok(Some(accepted)) => accepted,
+                Ok(None) => return,
+                Err(e) => {
+                    log_error!("accept: {e}");
+                    return;
+                }
+            };
+            let Some(slot_index) = self.free.pop() else {
+                return;
+            };
+            let token = slot_index as u64;
+            if let Err(e) = sys::epoll_add(
+                self.ep.as_fd(),
+                socket.as_fd(),
+                epoll::IN | epoll::OUT | epoll::RDHUP | epoll::ET,
+                token,
+            ) {
+                log_error!("epoll_ctl for {peer}: {e}");
+                self.free.push(slot_index);
+                continue;
+            }
+            let now = self.clock.now();
+            let pressure = self.free.len() < self.slots.len() / 8;
+            if let Some(slot) = self.slots.get_mut(slot_index) {
+                slot.conn.reset(now);
+                slot.conn.set_pressure(pressure);
+                slot.socket = Some(socket);
+                slot.peer = peer;
+                slot.readable = true;
+                slot.writable = true;
+                slot.shut_down = false;
+                slot.again = false;
+                slot.deadline_ms = None;
+            }
+            self.drive(slot_index);
+        }
+    }
+
+    /// Frees the slot of the connection idle the longest, if any is idle.
+    fn evict_idle(&mut self) -> bool {
+        let oldest = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.socket.is_some())
+            .filter_map(|(i, s)| match s.conn.activity() {
+                Activity::Idle { since_ms } => Some((since_ms, i)),
+                _ => None,
+            })
+            .min();
+        match oldest {
+            Some((_, index)) => {
+                self.release(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes a slot's socket and returns it to the free list.
+    fn release(&mut self, index: usize) {
+        let now = self.clock.now();
+        if let Some(slot) = self.slots.get_mut(index) {
+            let mut log = SlotLog {
+                access: self.access_log.as_mut(),
+                peer: slot.peer,
+                unix_secs: now.unix_secs,
+            };
+            slot.conn.close(&mut log);
+            if slot.socket.take().is_some() {
+                self.free.push(index);
+            }
+        }
+        if !self.accepting
+            && !self.draining
+            && let Err(e) = self.start_accepting()
+        {
+            log_error!("listening again: {e}");
+        }
+    }
+
+    /// Moves one connection on as far as its socket allows.
+    fn drive(&mut self, index: usize) {
+        let pressure = self.free.len() < self.slots.len() / 8;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        let Some(socket) = slot.socket.as_ref() else {
+            return;
+        };
+        let socket = socket.as_fd();
+        slot.conn.set_pressure(pressure);
+        let mut close = false;
+        slot.again = false;
+        for round in 0..ROUNDS_PER_WAKE {
+            let now = self.clock.now();
+            let mut log = SlotLog {
+                access: self.access_log.as_mut(),
+                peer: slot.peer,
+                unix_secs: now.unix_secs,
+            };
+            let interest = slot.conn.poll(&mut self.site, &mut log, now);
+            let mut progress = false;
+            let [head, body] = slot.conn.output(&self.site);
+            if slot.writable && (!head.is_empty() || !body.is_empty()) {
+                match sys::send2(socket, head, body) {
+                    Ok(n) => {
+                        slot.conn.sent(n, now);
+                        progress = n > 0;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.writable = false,
+                    Err(_) => {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            match interest.close {
+                Close::Now => {
+                    close = true;
+                    break;
+                }
+                Close::Linger if !slot.shut_down => {
+                    // RFC 9112 §9.6: half-close, then read until the client
+                    // closes, so our last response is not lost to a reset.
+                    let _ = sys::shutdown_write(socket);
+                    slot.shut_down = true;
+                }
+                _ => {}
+            }
+            if interest.read && slot.readable {
+                let buf = slot.conn.read_buf();
+                if !buf.is_empty() {
+                    match sys::recv(socket, buf) {
+                        Ok(n) => {
+                            slot.conn.received(n, now);
+                            progress = true;
+                            if n == 0 {
+                                slot.readable = false;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.readable = false,
+                        Err(_) => {
+                            close = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if interest.again {
+                progress = true;
+            }
+            slot.deadline_ms = interest.deadline_ms;
+            if !progress {
+                break;
+            }
+            if round + 1 == ROUNDS_PER_WAKE {
+                slot.again = true;
+            }
+        }
+        if close {
+            self.release(index);
+        }
+    }
+}

@@ -1,0 +1,665 @@
+//! End-to-end tests of the real `txtd` binary: started on 127.0.0.1 port 0,
+//! driven through plain `TcpStream`s with read timeouts and bounded loops,
+//! killed by pid when a test ends. Each test also checks that the server's
+//! stderr holds no panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn sample_site() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/site")
+}
+
+/// A running server; killed (master by pid, workers by their parent-death
+/// signal) when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(root: &Path, extra: &[&str]) -> Self {
+        let workers: usize = extra
+            .iter()
+            .position(|&a| a == "--workers")
+            .map_or(2, |i| extra[i + 1].parse().unwrap());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_txtd"));
+        command.arg(root).args(["--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--workers") {
+            command.args(["--workers", "2"]);
+        }
+        let mut child = command
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let log = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", stderr.lock().unwrap());
+            }
+        };
+        let server = Self {
+            child,
+            addr,
+            stderr,
+        };
+        server.wait_for_workers(workers);
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The master's children, from /proc.
+    fn workers(&self) -> Vec<u32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    fn wait_for_workers(&self, n: usize) {
+        let start = Instant::now();
+        while self.workers().len() != n || self.stderr().matches("worker").count() < n {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "expected {n} workers, have {:?}",
+                self.workers()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// Sends `raw` on a new connection and reads until the server closes.
+    fn raw(&self, raw: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(raw).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        out
+    }
+
+    /// A `GET` (or other method) with `Connection: close`.
+    fn request(&self, method: &str, target: &str) -> Response {
+        let raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        Response::parse(&self.raw(raw.as_bytes()), method == "HEAD").0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.stderr();
+        if !std::thread::panicking() {
+            assert!(!stderr.contains("panicked"), "server panicked:\n{stderr}");
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// Parses one response from the front of `bytes`; returns it and the
+    /// bytes after it.
+    fn parse(bytes: &[u8], is_head: bool) -> (Self, &[u8]) {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(bytes)));
+        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let rest = &bytes[end + 4..];
+        let len = if is_head || status == 304 || status == 204 {
+            0
+        } else {
+            header(&head, "content-length").map_or(rest.len(), |v| v.parse().unwrap())
+        };
+        (
+            Self {
+                status,
+                head,
+                body: rest[..len].to_vec(),
+            },
+            &rest[len..],
+        )
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        header(&self.head, name)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads `count` responses to GETs from a keep-alive connection.
+fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<Response> {
+    read_responses_to(stream, &vec![false; count])
+}
+
+/// Reads one response per entry of `is_head` (true: to a HEAD, no body).
+fn read_responses_to(stream: &mut TcpStream, is_head: &[bool]) -> Vec<Response> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    for _ in 0..100_000 {
+        while out.len() < is_head.len() {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                break;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = if is_head[out.len()] {
+                0
+            } else {
+                header(&head, "content-length").map_or(0, |v| v.parse().unwrap())
+            };
+            if buf.len() < end + 4 + len {
+                break;
+            }
+            let (response, rest) = Response::parse(&buf, is_head[out.len()]);
+            out.push(response);
+            buf = rest.to_vec();
+        }
+        if out.len() == is_head.len() {
+            assert!(buf.is_empty(), "unexpected bytes after the responses");
+            return out;
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed after {} responses", out.len());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    panic!("too many reads");
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("txtd-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_file_is_served_as_an_escaped_html_page() {
+    let server = Server::start(&sample_site(), &[]);
+    let r = server.request("GET", "/specials.txt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("server"), Some("txtd"));
+    let text = r.text();
+    assert!(text.starts_with("<!DOCTYPE html>"), "{text}");
+    assert!(text.contains("<title>specials.txt</title>"));
+    assert!(
+        text.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"),
+        "{text}"
+    );
+    assert!(text.contains("Tom &amp; Jerry said &quot;hello&quot; &amp; &#39;goodbye&#39;."));
+    assert!(!text.contains("<script>"));
+    let r = server.request("GET", "/invalid-utf8.txt");
+    let original = std::fs::read(sample_site().join("invalid-utf8.txt")).unwrap();
+    assert!(
+        r.text().contains(&*String::from_utf8_lossy(&original)),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn head_has_exactly_the_headers_of_get_and_no_body() {
+    let server = Server::start(&sample_site(), &[]);
+    for target in ["/hello.txt", "/", "/big.txt", "/empty.txt", "/nope"] {
+        let get = server.request("GET", target);
+        let head = server.request("HEAD", target);
+        let strip = |h: &str| {
+            h.lines()
+                .filter(|l| !l.starts_with("Date:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&get.head), strip(&head.head), "{target}");
+        assert!(head.body.is_empty());
+    }
+    let big = server.request("GET", "/big.txt");
+    assert_eq!(
+        big.body.len(),
+        big.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    );
+    assert!(big.body.len() > 3 * 1024 * 1024);
+}
+
+#[test]
+fn a_directory_gets_an_index_and_needs_its_trailing_slash() {
+    let server = Server::start(&sample_site(), &[]);
+    let r = server.request("GET", "/");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let a = text.find("README.txt").unwrap();
+    let b = text.find("big.txt").unwrap();
+    let n = text.find("notes/").unwrap();
+    assert!(a < b && b < n, "{text}");
+    assert!(!text.contains(".hidden"), "{text}");
+    let r = server.request("GET", "/notes/");
+    assert!(r.text().contains(
+        "<a href=\"name%20with%20spaces%20%26%20%23%3F.txt\">name with spaces &amp; #?.txt</a>"
+    ));
+    let r = server.request("GET", "/notes");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/notes/"));
+    let r = server.request("GET", "//evil.com/../notes");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/notes/"));
+    assert_eq!(server.request("GET", "/.hidden.txt").status, 404);
+}
+
+#[test]
+fn bad_requests_get_their_status_and_a_log_line() {
+    let server = Server::start(&sample_site(), &[]);
+    assert_eq!(server.request("GET", "/missing.txt").status, 404);
+    let r = server.request("POST", "/hello.txt");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let cases: [(Vec<u8>, u16); 6] = [
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000)).into_bytes(),
+            414,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                "X-A: b\r\n".repeat(200)
+            )
+            .into_bytes(),
+            431,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad : y\r\n\r\n".to_vec(),
+            400,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec(), 505),
+        (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 501),
+    ];
+    for (raw, status) in cases {
+        let out = server.raw(&raw);
+        let (r, _) = Response::parse(&out, false);
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&raw[..40]));
+        assert!(r.text().contains(&status.to_string()));
+    }
+    assert!(server.stderr().contains("(400)"), "{}", server.stderr());
+}
+
+#[test]
+fn traversal_in_any_encoding_never_leaves_the_root() {
+    let server = Server::start(&sample_site(), &[]);
+    for target in [
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/notes/../../etc/passwd",
+        "/%2E%2E/%2E%2E/etc/passwd",
+        "/..%5c..%5cetc/passwd",
+        "/notes/%2e%2e/%2e%2e/etc/passwd",
+        "http://test/../../etc/passwd",
+        "/etc/passwd%00.txt",
+    ] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        let out = server.raw(raw.as_bytes());
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("root:"), "{target} leaked: {text}");
+        let (r, _) = Response::parse(&out, false);
+        assert!(r.status == 400 || r.status == 404, "{target}: {}", r.status);
+    }
+}
+
+#[test]
+fn symlinks_and_special_files_are_never_served() {
+    let scratch = Scratch::new("symlink");
+    let root = scratch.0.join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(scratch.0.join("secret.txt"), "top secret").unwrap();
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    std::os::unix::fs::symlink(scratch.0.join("secret.txt"), root.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(&scratch.0, root.join("up")).unwrap();
+    std::os::unix::fs::symlink("ok.txt", root.join("inside-link.txt")).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(root.join("fifo.txt"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let server = Server::start(&root, &[]);
+    assert_eq!(server.request("GET", "/ok.txt").status, 200);
+    for target in [
+        "/link.txt",
+        "/up/secret.txt",
+        "/up/",
+        "/inside-link.txt",
+        "/fifo.txt",
+    ] {
+        let r = server.request("GET", target);
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.text().contains("top secret"));
+    }
+    let index = server.request("GET", "/").text();
+    assert!(index.contains("ok.txt"));
+    for hidden in ["link.txt", "up/", "fifo.txt"] {
+        assert!(!index.contains(hidden), "{hidden} listed: {index}");
+    }
+}
+
+#[test]
+fn one_keep_alive_connection_serves_a_hundred_requests() {
+    let server = Server::start(&sample_site(), &[]);
+    let mut stream = server.connect();
+    for i in 0..100 {
+        stream
+            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        let r = read_responses(&mut stream, 1).pop().unwrap();
+        assert_eq!(r.status, 200, "request {i}");
+        assert!(r.text().contains("Hello, world!"));
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = Server::start(&sample_site(), &[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /missing HTTP/1.1\r\nHost: t\r\n\r\n\
+              HEAD /notes/ HTTP/1.1\r\nHost: t\r\n\r\nGET /notes/first.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    let responses = read_responses_to(&mut stream, &[false, false, true, false]);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 404, 200, 200]);
+    assert!(responses[0].text().contains("Hello"));
+    assert!(responses[3].text().contains("First note."));
+}
+
+#[test]
+fn sixteen_concurrent_clients_are_all_served() {
+    let server = Server::start(&sample_site(), &[]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+                let mut ok = 0;
+                for _ in 0..20 {
+                    stream
+                        .write_all(b"GET /unicode.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .unwrap();
+                    let r = read_responses(&mut stream, 1).pop().unwrap();
+                    if r.status == 200 && r.text().contains("日本語") {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let total: i32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(total, 16 * 20);
+}
+
+#[test]
+fn the_master_keeps_exactly_n_workers_and_replaces_a_killed_one() {
+    let server = Server::start(&sample_site(), &["--workers", "3"]);
+    server.wait_for_workers(3);
+    let before = server.workers();
+    assert_eq!(before.len(), 3);
+    let victim = before[0];
+    let status = Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        let now = server.workers();
+        if now.len() == 3 && !now.contains(&victim) {
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "not replaced: {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.request("GET", "/hello.txt").status, 200);
+    assert!(server.stderr().contains("killed by signal 9"));
+}
+
+#[test]
+fn term_stops_with_exit_code_zero_and_no_worker_left() {
+    let mut server = Server::start(&sample_site(), &[]);
+    let workers = server.workers();
+    assert_eq!(workers.len(), 2);
+    // An idle keep-alive connection must not hold the stop up.
+    let mut idle = server.connect();
+    idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut idle, 1)[0].status, 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = server.child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(start.elapsed() < TIMEOUT, "master still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code.code(), Some(0));
+    for pid in workers {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} outlived the master"
+        );
+    }
+}
+
+#[test]
+fn access_log_lines_are_in_combined_log_format() {
+    let scratch = Scratch::new("access");
+    let log = scratch.0.join("access.log");
+    let server = Server::start(&sample_site(), &["--access-log", log.to_str().unwrap()]);
+    let raw = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: e2e \"agent\"\r\nReferer: http://r/\r\nConnection: close\r\n\r\n";
+    let (r, _) = Response::parse(&server.raw(raw), false);
+    let start = Instant::now();
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break line.to_owned();
+        }
+        assert!(start.elapsed() < TIMEOUT);
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    let expected = format!(
+        "\"GET /hello.txt HTTP/1.1\" 200 {} \"http://r/\" \"e2e \\\"agent\\\"\"",
+        r.body.len()
+    );
+    assert!(line.ends_with(&expected), "{line}");
+}
+
+/// Runs the binary to completion and returns (exit code, stderr).
+fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_txtd"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_flags_and_configuration_are_one_line_and_exit_code_one() {
+    let site = sample_site();
+    let site = site.to_str().unwrap();
+    let scratch = Scratch::new("config");
+    let bad_key = scratch.0.join("bad-key.toml");
+    std::fs::write(&bad_key, "workers = 2\nlisten-on = \"x\"\n").unwrap();
+    let bad_value = scratch.0.join("bad-value.toml");
+    std::fs::write(&bad_value, "keepalive-timeout = \"soon\"\n").unwrap();
+    let hello = format!("{site}/hello.txt");
+    for args in [
+        vec!["--no-such-flag"],
+        vec!["--workers", "zero", site],
+        vec!["--workers", "0", site],
+        vec!["--listen", "localhost", site],
+        vec!["--header-timeout", "ten", site],
+        vec!["/no/such/dir"],
+        vec![hello.as_str()],
+        vec!["-c", bad_key.to_str().unwrap(), site],
+        vec!["-c", bad_value.to_str().unwrap(), site],
+        vec!["-c", "/no/such/config.toml", site],
+    ] {
+        let (code, stderr) = run_to_end(&args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("txtd: "), "{args:?}: {stderr}");
+    }
+    let (code, _) = run_to_end(&["--check-config", site]);
+    assert_eq!(code, Some(0));
+    let (code, _) = run_to_end(&["--help"]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn an_address_in_use_is_an_error_and_starts_no_worker() {
+    let server = Server::start(&sample_site(), &[]);
+    let addr = server.addr.to_string();
+    let site = sample_site();
+    let (code, stderr) = run_to_end(&[site.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&addr) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("worker"), "{stderr}");
+}
+
+#[test]
+fn a_config_file_sets_keys_and_flags_win() {
+    let scratch = Scratch::new("toml");
+    let config = scratch.0.join("txtd.toml");
+    std::fs::write(
+        &config,
+        "workers = 3\nkeepalive-timeout = \"2s\"\nmax-conns = 64\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &sample_site(),
+        &["-c", config.to_str().unwrap(), "--workers", "1"],
+    );
+    server.wait_for_workers(1);
+    assert_eq!(server.workers().len(), 1);
+    assert_eq!(server.request("GET", "/hello.txt").status, 200);
+}
+
+#[test]
+fn ipv6_loopback_is_served_when_available() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return; // no IPv6 on this machine
+    }
+    let server = Server::start(&sample_site(), &["--listen", "[::1]:0"]);
+    let stderr = server.stderr();
+    let v6: SocketAddr = stderr
+        .lines()
+        .filter_map(|l| l.split("listening on ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .find(SocketAddr::is_ipv6)
+        .unwrap();
+    let mut stream = TcpStream::connect(v6).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    assert_eq!(Response::parse(&out, false).0.status, 200);
+}
