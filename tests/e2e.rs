@@ -663,3 +663,69 @@ fn ipv6_loopback_is_served_when_available() {
     let _ = stream.read_to_end(&mut out);
     assert_eq!(Response::parse(&out, false).0.status, 200);
 }
+
+#[test]
+fn a_head_that_never_ends_gets_408_and_a_close() {
+    let server = Server::start(&sample_site(), &["--header-timeout", "300ms"]);
+    let mut stream = server.connect();
+    stream.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    let (r, _) = Response::parse(&out, false);
+    assert_eq!(r.status, 408);
+    assert_eq!(r.header("connection"), Some("close"));
+}
+
+#[test]
+fn a_graceful_stop_finishes_the_response_in_flight() {
+    let mut server = Server::start(&sample_site(), &[]);
+    let mut stream = server.connect();
+    stream.write_all(b"GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut first = [0u8; 4096];
+    let n = stream.read(&mut first).unwrap();
+    assert!(n > 0);
+    let status = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    // New connections are refused once every process closed its listener.
+    let start = Instant::now();
+    while TcpStream::connect(server.addr).is_ok() {
+        assert!(start.elapsed() < TIMEOUT, "still accepting after TERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    let mut all = first[..n].to_vec();
+    all.extend_from_slice(&rest);
+    let (r, after) = Response::parse(&all, false);
+    assert_eq!(r.status, 200);
+    // The head went out before the stop, so it could not say `close`; the
+    // connection closes once the response is complete (read_to_end ended).
+    assert_eq!(r.body.len(), r.header("content-length").unwrap().parse::<usize>().unwrap());
+    assert!(after.is_empty());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = server.child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(start.elapsed() < TIMEOUT, "master still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code.code(), Some(0));
+}
+
+#[test]
+fn the_pid_file_names_the_master_and_goes_away_on_stop() {
+    let scratch = Scratch::new("pid");
+    let pid_file = scratch.0.join("txtd.pid");
+    let mut server = Server::start(&sample_site(), &["--pid-file", pid_file.to_str().unwrap()]);
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written.trim(), server.pid().to_string());
+    let status = Command::new("kill").args(["-INT", &server.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < TIMEOUT, "master still running after INT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pid_file.exists());
+}
