@@ -668,7 +668,9 @@ fn ipv6_loopback_is_served_when_available() {
 fn a_head_that_never_ends_gets_408_and_a_close() {
     let server = Server::start(&sample_site(), &["--header-timeout", "300ms"]);
     let mut stream = server.connect();
-    stream.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n").unwrap();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     let (r, _) = Response::parse(&out, false);
@@ -680,11 +682,16 @@ fn a_head_that_never_ends_gets_408_and_a_close() {
 fn a_graceful_stop_finishes_the_response_in_flight() {
     let mut server = Server::start(&sample_site(), &[]);
     let mut stream = server.connect();
-    stream.write_all(b"GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut first = [0u8; 4096];
     let n = stream.read(&mut first).unwrap();
     assert!(n > 0);
-    let status = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     // New connections are refused once every process closed its listener.
     let start = Instant::now();
@@ -700,7 +707,13 @@ fn a_graceful_stop_finishes_the_response_in_flight() {
     assert_eq!(r.status, 200);
     // The head went out before the stop, so it could not say `close`; the
     // connection closes once the response is complete (read_to_end ended).
-    assert_eq!(r.body.len(), r.header("content-length").unwrap().parse::<usize>().unwrap());
+    assert_eq!(
+        r.body.len(),
+        r.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    );
     assert!(after.is_empty());
     let start = Instant::now();
     let code = loop {
@@ -720,7 +733,10 @@ fn the_pid_file_names_the_master_and_goes_away_on_stop() {
     let mut server = Server::start(&sample_site(), &["--pid-file", pid_file.to_str().unwrap()]);
     let written = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(written.trim(), server.pid().to_string());
-    let status = Command::new("kill").args(["-INT", &server.pid().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &server.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let start = Instant::now();
     while server.child.try_wait().unwrap().is_none() {
