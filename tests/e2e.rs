@@ -745,3 +745,36 @@ fn the_pid_file_names_the_master_and_goes_away_on_stop() {
     }
     assert!(!pid_file.exists());
 }
+
+#[test]
+fn a_file_that_shrinks_while_sent_ends_the_connection_short() {
+    let scratch = Scratch::new("shrink");
+    let file = scratch.0.join("long.txt");
+    let line = "0123456789 abcdefghijklmnopqrstuvwxyz\n";
+    std::fs::write(&file, line.repeat(48 * 1024 * 1024 / line.len())).unwrap();
+    let server = Server::start(&scratch.0, &[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /long.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = stream.read(&mut first).unwrap();
+    first.truncate(n);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    first.extend_from_slice(&rest);
+    let end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&first[..end]).into_owned();
+    let announced: usize = header(&head, "content-length").unwrap().parse().unwrap();
+    let body = first.len() - end - 4;
+    assert!(
+        body < announced,
+        "sent {body} of {announced} bytes after the file shrank"
+    );
+}
