@@ -113,13 +113,16 @@ impl embedded_io::Write for Mock {
     }
 }
 
-/// Records `(status, complete)` of each exchange.
+/// Records `(status, complete)` of each exchange, and its request line
+/// and body length.
 #[derive(Default)]
-struct Record(Vec<(u16, bool)>);
+struct Record(Vec<(u16, bool)>, Vec<(Vec<u8>, u64)>);
 
 impl Log for Record {
     fn exchange(&mut self, exchange: &Exchange<'_>) {
         self.0.push((exchange.status.code(), exchange.complete));
+        self.1
+            .push((exchange.request_line.to_vec(), exchange.body_len));
     }
 }
 
@@ -466,6 +469,11 @@ fn a_hundred_requests_share_one_connection() {
     }
     assert_eq!(log.0.len(), 100);
     assert!(log.0.iter().all(|&(_, complete)| complete));
+    for (i, ((line, body_len), r)) in log.1.iter().zip(&all).enumerate() {
+        let target = ["/hello.txt", "/dir/", "/nope", "/dir"][i % 4];
+        assert_eq!(line, format!("GET {target} HTTP/1.1").as_bytes());
+        assert_eq!(*body_len, r.body.len() as u64, "response {i}");
+    }
 }
 
 #[test]
@@ -666,6 +674,113 @@ fn output_buffers_below_the_minimum_send_a_prefix_of_the_same_bytes() {
         };
         let (out, _) = run_with(&input, Config::DEFAULT, shape);
         assert_same(&out, &reference[..out.len().min(reference.len())], shape);
+    }
+}
+
+#[test]
+fn a_request_body_is_refused_and_the_connection_closed() {
+    let input = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n\
+        helloGET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    let all = responses(&run(input), |_| false);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].status, 413);
+    assert_eq!(all[0].field("Connection"), Some("close"));
+}
+
+#[test]
+fn a_head_cut_off_by_the_client_gets_no_answer() {
+    let (out, log) = run_with(b"GET /hello.txt HTTP/1.1\r\nHo", Config::DEFAULT, BIG);
+    assert!(out.is_empty());
+    assert!(log.0.is_empty());
+}
+
+/// Hands `bytes` to `conn` at `t`.
+fn feed(conn: &mut Conn<'_, Table>, bytes: &[u8], t: u64) {
+    conn.read_buf()[..bytes.len()].copy_from_slice(bytes);
+    conn.received(bytes.len(), now(t));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_closes_after_its_timeout() {
+    let mut site = site();
+    let (mut input, mut output) = ([0u8; 4096], [0u8; 4096]);
+    let config = Config::DEFAULT;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    feed(&mut conn, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+    let (out, close) = drain(&mut conn, &mut site, 20);
+    assert_eq!(responses(&out, |_| false)[0].status, 200);
+    assert_eq!(close, Close::Keep);
+    let interest = conn.poll(&mut site, &mut (), now(20));
+    assert_eq!(interest.deadline_ms, Some(20 + config.keepalive_timeout_ms));
+    let (_, close) = drain(&mut conn, &mut site, 19 + config.keepalive_timeout_ms);
+    assert_eq!(close, Close::Keep);
+    let (out, close) = drain(&mut conn, &mut site, 20 + config.keepalive_timeout_ms);
+    assert!(out.is_empty());
+    assert_eq!(close, Close::Now);
+}
+
+#[test]
+fn a_response_the_client_never_reads_is_given_up_and_logged_incomplete() {
+    let mut site = site();
+    let (mut input, mut output) = ([0u8; 4096], [0u8; 4096]);
+    let config = Config::DEFAULT;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    feed(&mut conn, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0);
+    let mut log = Record::default();
+    let mut t = 0;
+    let mut interest = conn.poll(&mut site, &mut log, now(t));
+    for _ in 0..100 {
+        if !interest.again {
+            break;
+        }
+        interest = conn.poll(&mut site, &mut log, now(t));
+    }
+    assert!(interest.write);
+    // Nothing is ever sent.
+    t += config.send_timeout_ms;
+    let interest = conn.poll(&mut site, &mut log, now(t));
+    assert_eq!(interest.close, Close::Now);
+    assert_eq!(log.0, [(200, false)]);
+}
+
+#[test]
+fn a_connection_ends_at_its_lifetime() {
+    let mut site = site();
+    let (mut input, mut output) = ([0u8; 4096], [0u8; 4096]);
+    let config = Config::DEFAULT;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    let mut t = 0;
+    // A request every second keeps it from idling out.
+    while t < config.lifetime_ms - 1000 {
+        feed(&mut conn, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", t);
+        let (out, close) = drain(&mut conn, &mut site, t);
+        assert_eq!(responses(&out, |_| false).len(), 1);
+        assert_eq!(close, Close::Keep);
+        t += 1000;
+    }
+    let interest = conn.poll(&mut site, &mut (), now(t));
+    assert_eq!(interest.deadline_ms, Some(config.lifetime_ms));
+    let (_, close) = drain(&mut conn, &mut site, config.lifetime_ms);
+    assert_eq!(close, Close::Now);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_split_and_buffer_give_the_same_bytes(
+        seed in any::<u64>(),
+        input_buf in 8192usize..20_000,
+        output_buf in 512usize..6000,
+        max_read in 1usize..300,
+        max_write in 1usize..5000,
+    ) {
+        static REFERENCE: OnceLock<Vec<u8>> = OnceLock::new();
+        let input = mixed_requests();
+        let reference = REFERENCE.get_or_init(|| run_with(&input, Config::DEFAULT, BIG).0);
+        let shape = Shape { input_buf, output_buf, max_read, max_write, seed };
+        let (out, _) = run_with(&input, Config::DEFAULT, shape);
+        assert_same(&out, reference, shape);
     }
 }
 
