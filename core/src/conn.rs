@@ -1185,9 +1185,8 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
                                 done,
                             }
                         }
-                        // A unit that misses the space beside the head may
-                        // fit the whole window once the head is sent; `fill`
-                        // fails only before it has changed anything.
+                        // No room beside the head: the whole window is
+                        // free once the head is sent.
                         Err(Fault::TooLarge) if head_unsent => return false,
                         Err(fault) => Next::Failed(fault),
                     }

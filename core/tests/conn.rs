@@ -39,6 +39,15 @@ fn big_text() -> &'static [u8] {
     })
 }
 
+/// A 250-byte name of characters that grow when escaped and encoded.
+fn long_name() -> String {
+    "&'<".repeat(83) + "x"
+}
+
+fn leak(s: String) -> &'static [u8] {
+    Box::leak(s.into_bytes().into_boxed_slice())
+}
+
 fn site() -> Table {
     static ENTRIES: OnceLock<&'static [TableEntry]> = OnceLock::new();
     let entries = ENTRIES.get_or_init(|| {
@@ -52,6 +61,10 @@ fn site() -> Table {
             TableEntry::dir(b"dir/middle"),
             TableEntry::file(b"dir/.secret", b"hidden"),
             TableEntry::file(b".hidden.txt", b"hidden"),
+            TableEntry::dir(b"long"),
+            TableEntry::file(leak(format!("long/{}", long_name())), b"<long>"),
+            TableEntry::dir(leak(format!("long/{}-dir", long_name()))),
+            TableEntry::file(b"long/short", b""),
         ];
         Box::leak(entries.into_boxed_slice())
     });
@@ -652,6 +665,53 @@ fn responses_do_not_depend_on_piece_or_buffer_sizes() {
                 max_read: rng.size(200),
                 max_write: rng.size(3000),
                 seed,
+            };
+            let (out, _) = run_with(&input, Config::DEFAULT, shape);
+            assert_same(&out, &reference, shape);
+        }
+    }
+}
+
+#[test]
+fn entries_longer_than_the_output_buffer_are_sent_in_pieces() {
+    let name = long_name();
+    let encoded = "%26%27%3C".repeat(83) + "x";
+    let escaped = "&amp;&#39;&lt;".repeat(83) + "x";
+    let index = "GET /long/ HTTP/1.1\r\nHost: x\r\n\r\n";
+    let page = format!("GET /long/{encoded} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let redirect =
+        format!("GET /long/{encoded}-dir HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let input = format!("{index}{page}{redirect}").into_bytes();
+    let (reference, _) = run_with(&input, Config::DEFAULT, BIG);
+    let all = responses(&reference, |_| false);
+    let statuses: Vec<u16> = all.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 301], "{name}");
+    let listing = all[0].text();
+    assert!(
+        listing.contains(&format!("href=\"{encoded}\">{escaped}</a>")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("href=\"{encoded}-dir/\">{escaped}-dir/</a>")),
+        "{listing}"
+    );
+    assert!(all[1].text().contains(&format!("<title>{escaped}")));
+    assert_eq!(
+        all[1].field("Content-Length").unwrap(),
+        all[1].body.len().to_string()
+    );
+    // The redirect's head, with its long Location, needs a big buffer:
+    // heads are never split.
+    let input = format!("{index}{page}").into_bytes();
+    let (reference, _) = run_with(&input, Config::DEFAULT, BIG);
+    for output_buf in [512, 640, 1024, 2048, 3000] {
+        for seed in 0..4 {
+            let shape = Shape {
+                output_buf,
+                max_read: 50,
+                max_write: 700,
+                seed,
+                ..BIG
             };
             let (out, _) = run_with(&input, Config::DEFAULT, shape);
             assert_same(&out, &reference, shape);
