@@ -343,6 +343,10 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     ///
     /// The output buffer should hold at least 512 bytes (a head and a short
     /// error page); the input buffer at least twice [`Config::max_path`].
+    /// A head is never split, so a response whose head (with an error page)
+    /// does not fit is refused with 500, or the connection closed: a
+    /// redirect's `Location` grows with its path. Page bodies stream
+    /// through any size.
     pub fn new(input: &'b mut [u8], output: &'b mut [u8], config: Config, now: Now) -> Self {
         let path_room = config.max_path.min(input.len() / 2);
         let recv_cap = input.len() - path_room;
