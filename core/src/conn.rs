@@ -343,6 +343,10 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     ///
     /// The output buffer should hold at least 512 bytes (a head and a short
     /// error page); the input buffer at least twice [`Config::max_path`].
+    /// A head is never split, so a response whose head (with an error page)
+    /// does not fit is refused with 500, or the connection closed: a
+    /// redirect's `Location` grows with its path. Page bodies stream
+    /// through any size.
     pub fn new(input: &'b mut [u8], output: &'b mut [u8], config: Config, now: Now) -> Self {
         let path_room = config.max_path.min(input.len() / 2);
         let recv_cap = input.len() - path_room;
@@ -809,7 +813,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
                     return;
                 }
                 if let Some(len) = self.render_whole(&mut prepared, site) {
-                    self.start_buffered(prepared, len);
+                    self.start_buffered(prepared, len, site);
                     return;
                 }
                 let path = self.path();
@@ -993,7 +997,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     }
 
     /// Starts sending a page rendered whole into the body area.
-    fn start_buffered(&mut self, prepared: Prepared<S::Handle>, len: u64) {
+    fn start_buffered(&mut self, prepared: Prepared<S::Handle>, len: u64, site: &mut S) {
         let (status, content_range, skip, send_len) = self.page_range(&prepared, len);
         if status == Status::RANGE_NOT_SATISFIABLE {
             self.unsatisfiable(&prepared, len);
@@ -1015,12 +1019,9 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             .get_mut(..room)
             .map(|area| write_head(&head, area))
         else {
-            self.error_response(
-                Refusal::ResponseTooLarge,
-                false,
-                prepared.version,
-                prepared.is_head,
-            );
+            // The head outgrew the head room (a small output buffer):
+            // stream the page after it instead, its length being known.
+            self.start_page(prepared, len, site);
             return;
         };
         let window = if prepared.is_head {
@@ -1139,7 +1140,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     /// Send phase: refills the window and finishes the exchange when all is
     /// sent. Returns whether the phase changed.
     fn poll_send<L: Log>(&mut self, site: &mut S, log: &mut L) -> bool {
-        let (room, raw_start) = self.areas();
+        let (_, raw_start) = self.areas();
         let Phase::Send(sending) = &mut self.phase else {
             return false;
         };
@@ -1167,22 +1168,30 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
                 if stream.is_done() {
                     Next::Finished
                 } else {
-                    // The head, if unsent, stays in the head room.
+                    // An unsent head keeps its bytes: the window starts
+                    // after them, else at the front. The head may be longer
+                    // than the head room (a small buffer), so its end, not
+                    // the room, bounds the window.
+                    let head_unsent = sending.head.0 < sending.head.1;
+                    let base = if head_unsent { sending.head.1 } else { 0 };
                     let path = self
                         .input
                         .get(self.recv_cap..self.recv_cap + self.path_len)
                         .unwrap_or_default();
                     let (front, raw) = self.output.split_at_mut(raw_start);
-                    let window = front.get_mut(room..).unwrap_or_default();
+                    let window = front.get_mut(base..).unwrap_or_default();
                     match stream.fill(site, handle, path, window, raw) {
                         Ok((start, end)) => {
-                            sending.window = (room + start, room + end);
+                            sending.window = (base + start, base + end);
                             let done = stream.is_done();
                             Next::Filled {
                                 progress: end > start || !done,
                                 done,
                             }
                         }
+                        // No room beside the head: the whole window is
+                        // free once the head is sent.
+                        Err(Fault::TooLarge) if head_unsent => return false,
                         Err(fault) => Next::Failed(fault),
                     }
                 }

@@ -94,7 +94,10 @@ impl<'o> Buf<'o> {
         }
         Ok(Self { out, len: 0 })
     }
+}
 
+/// The pieces pages are made of, written into any [`Sink`].
+trait Push: Sink + Sized {
     fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if self.put(bytes) {
             Ok(())
@@ -147,6 +150,8 @@ impl<'o> Buf<'o> {
     }
 }
 
+impl<S: Sink> Push for S {}
+
 impl Sink for Buf<'_> {
     fn room(&self) -> usize {
         self.out.len().saturating_sub(self.len)
@@ -175,6 +180,34 @@ impl Sink for Count {
 
     fn put(&mut self, bytes: &[u8]) -> bool {
         self.0 = self.0.saturating_add(bytes.len() as u64);
+        true
+    }
+}
+
+/// Writes the part of a unit that starts `skip` bytes in and fits `out`:
+/// for a unit longer than the buffer, sent in pieces. Never full.
+struct Window<'o> {
+    out: &'o mut [u8],
+    /// Bytes of the unit still to pass over.
+    skip: usize,
+    len: usize,
+}
+
+impl Sink for Window<'_> {
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        let skipped = self.skip.min(bytes.len());
+        self.skip -= skipped;
+        let rest = bytes.get(skipped..).unwrap_or_default();
+        let free = self.out.get_mut(self.len..).unwrap_or_default();
+        let n = rest.len().min(free.len());
+        if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.len += n;
         true
     }
 }
@@ -583,12 +616,25 @@ pub fn page_prologue_len(name: &[u8]) -> usize {
 /// ```
 pub fn write_page_prologue(name: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     let mut buf = Buf::fitting(out, page_prologue_len(name))?;
+    push_page_prologue(&mut buf, name)?;
+    Ok(buf.len)
+}
+
+/// Writes what fits of [`write_page_prologue`]'s bytes from `skip` on;
+/// returns the bytes written. For a buffer shorter than the prologue.
+pub(crate) fn write_page_prologue_from(name: &[u8], skip: usize, out: &mut [u8]) -> usize {
+    let mut window = Window { out, skip, len: 0 };
+    // A window is never full, so pushing cannot fail.
+    let _ = push_page_prologue(&mut window, name);
+    window.len
+}
+
+fn push_page_prologue<S: Push>(buf: &mut S, name: &[u8]) -> Result<(), Error> {
     buf.push(DOC_HEAD)?;
     buf.push(VIEWPORT)?;
     buf.push(TITLE_OPEN)?;
     buf.push_escaped(name)?;
-    buf.push(PAGE_AFTER_TITLE)?;
-    Ok(buf.len)
+    buf.push(PAGE_AFTER_TITLE)
 }
 
 /// The length of `/dir/` (or `/` for the root) escaped.
@@ -660,6 +706,20 @@ pub fn index_prologue_len(dir: &[u8]) -> usize {
 /// ```
 pub fn write_index_prologue(dir: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     let mut buf = Buf::fitting(out, index_prologue_len(dir))?;
+    push_index_prologue(&mut buf, dir)?;
+    Ok(buf.len)
+}
+
+/// Writes what fits of [`write_index_prologue`]'s bytes from `skip` on;
+/// returns the bytes written. For a buffer shorter than the prologue.
+pub(crate) fn write_index_prologue_from(dir: &[u8], skip: usize, out: &mut [u8]) -> usize {
+    let mut window = Window { out, skip, len: 0 };
+    // A window is never full, so pushing cannot fail.
+    let _ = push_index_prologue(&mut window, dir);
+    window.len
+}
+
+fn push_index_prologue<S: Push>(buf: &mut S, dir: &[u8]) -> Result<(), Error> {
     buf.push(DOC_HEAD)?;
     buf.push(VIEWPORT)?;
     buf.push(INDEX_TITLE_OPEN)?;
@@ -670,7 +730,7 @@ pub fn write_index_prologue(dir: &[u8], out: &mut [u8]) -> Result<usize, Error> 
     if !dir.is_empty() {
         buf.push(PARENT_ENTRY)?;
     }
-    Ok(buf.len)
+    Ok(())
 }
 
 /// The length of the index line for entry `name`.
@@ -715,16 +775,34 @@ pub fn index_entry_len(name: &[u8], is_dir: bool) -> usize {
 /// # Ok::<(), txtd_core::html::Error>(())
 /// ```
 pub fn write_index_entry(name: &[u8], is_dir: bool, out: &mut [u8]) -> Result<usize, Error> {
-    let slash: &[u8] = if is_dir { b"/" } else { b"" };
     let mut buf = Buf::fitting(out, index_entry_len(name, is_dir))?;
+    push_index_entry(&mut buf, name, is_dir)?;
+    Ok(buf.len)
+}
+
+/// Writes what fits of [`write_index_entry`]'s bytes from `skip` on;
+/// returns the bytes written. For a buffer shorter than the entry.
+pub(crate) fn write_index_entry_from(
+    name: &[u8],
+    is_dir: bool,
+    skip: usize,
+    out: &mut [u8],
+) -> usize {
+    let mut window = Window { out, skip, len: 0 };
+    // A window is never full, so pushing cannot fail.
+    let _ = push_index_entry(&mut window, name, is_dir);
+    window.len
+}
+
+fn push_index_entry<S: Push>(buf: &mut S, name: &[u8], is_dir: bool) -> Result<(), Error> {
+    let slash: &[u8] = if is_dir { b"/" } else { b"" };
     buf.push(ENTRY_OPEN)?;
     buf.push_percent_encoded(name, false)?;
     buf.push(slash)?;
     buf.push(ENTRY_MIDDLE)?;
     buf.push_escaped(name)?;
     buf.push(slash)?;
-    buf.push(ENTRY_CLOSE)?;
-    Ok(buf.len)
+    buf.push(ENTRY_CLOSE)
 }
 
 /// The decimal digits of a status code.
@@ -1113,5 +1191,44 @@ mod tests {
         let mut out = [0u8; 256];
         let n = write_error_page(505, b"HTTP Version Not Supported", &mut out).unwrap();
         assert!(out[..n].ends_with(b"<h1>505 HTTP Version Not Supported</h1>\n</body>\n</html>\n"));
+    }
+
+    /// Writes a unit through `from` in pieces of `piece` bytes and checks
+    /// the pieces make up `whole`.
+    fn check_pieces(whole: &[u8], from: impl Fn(usize, &mut [u8]) -> usize) {
+        for piece in [1, 2, 5, 64, 4096] {
+            let mut joined = [0u8; 4096];
+            let mut at = 0;
+            while at < whole.len() {
+                let end = (at + piece).min(joined.len());
+                let n = from(at, &mut joined[at..end]);
+                assert!(n > 0 && n <= piece, "piece {piece} at {at}");
+                at += n;
+            }
+            assert_eq!(&joined[..at], whole, "pieces of {piece}");
+            assert_eq!(from(at, &mut joined), 0);
+        }
+    }
+
+    #[test]
+    fn units_written_in_pieces_join_to_the_whole_unit() {
+        let name = b"a&b'<c> \xC3\xA9 x.txt";
+        let mut whole = [0u8; 1024];
+        let n = write_page_prologue(name, &mut whole).unwrap();
+        check_pieces(&whole[..n], |skip, out| {
+            write_page_prologue_from(name, skip, out)
+        });
+        for dir in [&b""[..], b"sub/d&r"] {
+            let n = write_index_prologue(dir, &mut whole).unwrap();
+            check_pieces(&whole[..n], |skip, out| {
+                write_index_prologue_from(dir, skip, out)
+            });
+        }
+        for is_dir in [false, true] {
+            let n = write_index_entry(name, is_dir, &mut whole).unwrap();
+            check_pieces(&whole[..n], |skip, out| {
+                write_index_entry_from(name, is_dir, skip, out)
+            });
+        }
     }
 }

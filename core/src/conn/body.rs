@@ -23,7 +23,7 @@ pub(crate) enum Fault {
     Io,
     /// The file or listing yielded fewer bytes than measured.
     Short,
-    /// A single unit (prologue, index entry) does not fit the buffer.
+    /// There is no room at all to render into.
     TooLarge,
 }
 
@@ -168,6 +168,9 @@ pub(crate) struct Stream {
     skip: u64,
     /// Page bytes still to yield.
     remaining: u64,
+    /// Bytes of the current unit (prologue, index entry, epilogue) already
+    /// rendered: a unit longer than the window goes out in pieces.
+    unit: usize,
 }
 
 impl Stream {
@@ -181,6 +184,7 @@ impl Stream {
             escaper: Escaper::new(),
             skip,
             remaining: len,
+            unit: 0,
         }
     }
 
@@ -194,6 +198,8 @@ impl Stream {
     ///
     /// `raw` is scratch for file bytes and must be kept intact between
     /// calls. `Ok` with an empty range and `!is_done()` means call again.
+    /// Any non-empty window makes progress: a unit longer than it goes
+    /// out in pieces. An empty window is [`Fault::TooLarge`].
     pub(crate) fn fill<S: Site>(
         &mut self,
         site: &mut S,
@@ -202,24 +208,37 @@ impl Stream {
         window: &mut [u8],
         raw: &mut [u8],
     ) -> Result<(usize, usize), Fault> {
+        if window.is_empty() {
+            return Err(Fault::TooLarge);
+        }
         let mut written = 0usize;
         let mut budget = STEP_BYTES;
         while self.part != Part::Done && budget > 0 {
             let free = window.get_mut(written..).unwrap_or_default();
             let n = match self.part {
                 Part::Prologue => {
-                    let r = match self.source {
-                        Source::File { .. } => html::write_page_prologue(file_name(path), free),
-                        Source::Index => html::write_index_prologue(path, free),
-                    };
-                    match r {
-                        Ok(n) => {
-                            self.part = Part::Content;
-                            n
+                    let (n, len) = match self.source {
+                        Source::File { .. } => {
+                            let name = file_name(path);
+                            (
+                                html::write_page_prologue_from(name, self.unit, free),
+                                html::page_prologue_len(name),
+                            )
                         }
-                        Err(_) if written > 0 => break,
-                        Err(_) => return Err(Fault::TooLarge),
+                        Source::Index => (
+                            html::write_index_prologue_from(path, self.unit, free),
+                            html::index_prologue_len(path),
+                        ),
+                    };
+                    self.unit += n;
+                    if self.unit < len {
+                        // The window is full.
+                        written += n;
+                        break;
                     }
+                    self.unit = 0;
+                    self.part = Part::Content;
+                    n
                 }
                 Part::Content => match self.source {
                     Source::File { len } => {
@@ -234,7 +253,7 @@ impl Stream {
                         n
                     }
                     Source::Index => {
-                        let (n, visited) = self.fill_entries(site, handle, free, written)?;
+                        let (n, visited) = self.fill_entries(site, handle, free)?;
                         budget = budget.saturating_sub(visited as u64 * 64);
                         if n == 0 && self.part == Part::Content {
                             break;
@@ -247,15 +266,19 @@ impl Stream {
                         Source::File { .. } => html::PAGE_EPILOGUE,
                         Source::Index => html::INDEX_EPILOGUE,
                     };
-                    match free.get_mut(..epilogue.len()) {
-                        Some(dst) => {
-                            dst.copy_from_slice(epilogue);
-                            self.part = Part::Done;
-                            epilogue.len()
-                        }
-                        None if written > 0 => break,
-                        None => return Err(Fault::TooLarge),
+                    let rest = epilogue.get(self.unit..).unwrap_or_default();
+                    let n = rest.len().min(free.len());
+                    if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
+                        dst.copy_from_slice(src);
                     }
+                    self.unit += n;
+                    if self.unit < epilogue.len() {
+                        written += n;
+                        break;
+                    }
+                    self.unit = 0;
+                    self.part = Part::Done;
+                    n
                 }
                 Part::Done => 0,
             };
@@ -312,13 +335,13 @@ impl Stream {
         Ok((written, read))
     }
 
-    /// Renders whole index entries into `out`; returns (bytes, entries visited).
+    /// Renders index entries into `out`, the last one possibly in part;
+    /// returns (bytes, entries visited).
     fn fill_entries<S: Site>(
         &mut self,
         site: &mut S,
         handle: &mut S::Handle,
         out: &mut [u8],
-        already: usize,
     ) -> Result<(usize, usize), Fault> {
         let mut written = 0usize;
         let mut visited = 0usize;
@@ -330,11 +353,15 @@ impl Stream {
             };
             if is_listed(entry.name) {
                 let free = out.get_mut(written..).unwrap_or_default();
-                match html::write_index_entry(entry.name, entry.kind == Kind::Directory, free) {
-                    Ok(n) => written += n,
-                    Err(_) if written > 0 || already > 0 => break,
-                    Err(_) => return Err(Fault::TooLarge),
+                let is_dir = entry.kind == Kind::Directory;
+                let n = html::write_index_entry_from(entry.name, is_dir, self.unit, free);
+                written += n;
+                self.unit += n;
+                if self.unit < html::index_entry_len(entry.name, is_dir) {
+                    // The window is full; the entry goes on in the next.
+                    break;
                 }
+                self.unit = 0;
             }
             self.pos += 1;
             visited += 1;
