@@ -778,3 +778,41 @@ fn a_file_that_shrinks_while_sent_ends_the_connection_short() {
         "sent {body} of {announced} bytes after the file shrank"
     );
 }
+
+#[test]
+fn a_stop_gives_up_on_a_stuck_client_after_the_drain_timeout() {
+    let mut server = Server::start(&sample_site(), &["--drain-timeout", "300ms"]);
+    let workers = server.workers();
+    // A client that asks for a big page and never reads it.
+    let mut stuck = server.connect();
+    stuck
+        .write_all(b"GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 16];
+    assert!(stuck.read(&mut first).unwrap() > 0);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = server.child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(start.elapsed() < TIMEOUT, "master still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code.code(), Some(0));
+    assert!(
+        server.stderr().contains("drain timeout passed"),
+        "{}",
+        server.stderr()
+    );
+    for pid in workers {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} outlived the master"
+        );
+    }
+}

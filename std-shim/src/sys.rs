@@ -789,3 +789,59 @@ fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> Option<bool> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("txtd-sys-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root/sub")).unwrap();
+        std::fs::write(dir.join("root/sub/file.txt"), "x").unwrap();
+        std::fs::write(dir.join("outside.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(dir.join("outside.txt"), dir.join("root/link.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.join("root/sub"), dir.join("root/dirlink")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn both_ways_of_opening_beneath_refuse_symlinks_and_escapes() {
+        let dir = scratch("beneath");
+        let root = open_dir(&dir.join("root")).unwrap();
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+        for open in [
+            |root: BorrowedFd<'_>, path: &[u8], flags| {
+                let _ = flags;
+                open_beneath(root, path, false)
+            },
+            open_walk as fn(BorrowedFd<'_>, &[u8], libc::c_int) -> io::Result<OwnedFd>,
+        ] {
+            assert!(open(root.as_fd(), b"sub/file.txt", flags).is_ok());
+            for refused in [
+                &b"link.txt"[..],
+                b"dirlink/file.txt",
+                b"../outside.txt",
+                b"sub/../../outside.txt",
+            ] {
+                assert!(
+                    open(root.as_fd(), refused, flags).is_err(),
+                    "{}",
+                    String::from_utf8_lossy(refused)
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn listings_hold_files_and_directories_but_not_symlinks() {
+        let dir = scratch("list");
+        let root = open_dir(&dir.join("root")).unwrap();
+        let mut entries = list_dir(root.as_fd()).unwrap();
+        entries.sort();
+        assert_eq!(entries, [(b"sub".to_vec(), true)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
