@@ -78,9 +78,10 @@ pub enum Error {
     ContentLengthWithTransferEncoding,
     /// `Transfer-Encoding` in an HTTP/1.0 request: faulty framing (RFC 9112 §6.1) (400).
     TransferEncodingInHttp10,
-    /// `Transfer-Encoding` names a coding txtd does not know (501).
+    /// `Transfer-Encoding` names a coding txtd does not know, and `chunked` is last (501).
     UnknownTransferCoding,
-    /// `Transfer-Encoding` does not end with `chunked` (RFC 9112 §6.3) (400).
+    /// `Transfer-Encoding` does not end with `chunked` (RFC 9112 §6.3), whatever
+    /// codings precede it (400).
     ChunkedNotLast,
     /// The method token is not one txtd knows (501).
     UnknownMethod,
@@ -159,6 +160,7 @@ impl<'a, 'f> Message<'a, 'f> {
         let mut content_length: Option<u64> = None;
         let mut transfer_encoding = false;
         let mut chunked_last = false;
+        let mut unknown_coding = false;
         let mut close = false;
         let mut keep_alive_token = false;
 
@@ -183,7 +185,10 @@ impl<'a, 'f> Message<'a, 'f> {
                     chunked_last = match coding_name(coding) {
                         Some(Coding::Chunked) => true,
                         Some(Coding::Other) => false,
-                        None => return Err(Error::UnknownTransferCoding),
+                        None => {
+                            unknown_coding = true;
+                            false
+                        }
                     };
                 }
             } else if name.eq_ignore_ascii_case(b"connection") {
@@ -214,8 +219,13 @@ impl<'a, 'f> Message<'a, 'f> {
             if version < Version::HTTP_11 {
                 return Err(Error::TransferEncodingInHttp10);
             }
+            // RFC 9112 §6.3: chunked not last is a MUST 400, so it wins over
+            // the 501 an unknown coding SHOULD get (§6.1).
             if !chunked_last {
                 return Err(Error::ChunkedNotLast);
+            }
+            if unknown_coding {
+                return Err(Error::UnknownTransferCoding);
             }
         }
 
@@ -453,6 +463,10 @@ mod tests {
         );
         assert_eq!(
             check(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n"),
+            Err(Error::ChunkedNotLast)
+        );
+        assert_eq!(
+            check(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xgzip, chunked\r\n\r\n"),
             Err(Error::UnknownTransferCoding)
         );
         assert_eq!(

@@ -295,8 +295,23 @@ fn request_target(i: &[u8]) -> PResult<'_, &[u8]> {
     match rest.first() {
         Some(b' ') if !target.is_empty() => Ok((rest, target)),
         // `GET /` then the line end: HTTP/0.9, which has no version.
-        Some(b'\r' | b'\n') if !target.is_empty() => fail(Error::MissingVersion),
+        Some(b'\n') if !target.is_empty() => fail(Error::MissingVersion),
+        Some(b'\r') if !target.is_empty() => cr_after_target(rest),
         _ => fail(Error::InvalidTarget),
+    }
+}
+
+/// A CR right after the target: HTTP/0.9 if LF follows, else a bare CR.
+/// Out of line, so the request line's hot path stays small.
+#[cold]
+#[inline(never)]
+fn cr_after_target(rest: &[u8]) -> PResult<'_, &[u8]> {
+    // RFC 9112 §2.2: a CR must start a line end; until its LF arrives this
+    // may still be HTTP/0.9.
+    match rest.get(1) {
+        Some(b'\n') => fail(Error::MissingVersion),
+        Some(_) => fail(Error::BareCr),
+        None => Err(nom::Err::Incomplete(Needed::Unknown)),
     }
 }
 
@@ -437,6 +452,11 @@ pub fn parse_request<'a, 'f>(
             check_line(rest, after, line, limits)?;
             rest = after;
             parts
+        }
+        // A CR before the method is no empty line and no method byte:
+        // name the bare CR (RFC 9112 §2.2).
+        Err(nom::Err::Error(Fail(Error::InvalidMethod))) if rest.first() == Some(&b'\r') => {
+            return Err(Error::BareCr);
         }
         Err(e) => return incomplete_or(e, input, rest, line, limits),
     };
@@ -584,6 +604,14 @@ mod tests {
             parse(b"GET / HTTP/1.1\r\nHost: a\r\n\rx"),
             Err(Error::BareCr)
         );
+    }
+
+    #[test]
+    fn bare_cr_before_or_after_the_target_is_refused() {
+        assert_eq!(parse(b"\rGET / HTTP/1.1\r\n\r\n"), Err(Error::BareCr));
+        assert_eq!(parse(b"GET /a\rb HTTP/1.1\r\n\r\n"), Err(Error::BareCr));
+        assert_eq!(parse(b"GET /a\r"), Ok(Parsed::Partial));
+        assert_eq!(parse(b"GET /a\r\n"), Err(Error::MissingVersion));
     }
 
     #[test]
