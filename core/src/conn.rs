@@ -16,7 +16,7 @@ use crate::html;
 use crate::message::{Message, Method};
 use crate::range::{Ranges, parse_range};
 use crate::request::{Field, Limits, Parsed, Request, Version, parse_request};
-use crate::response::{Connection, ContentRange, Head, write_head};
+use crate::response::{Connection, ContentRange, Head, write_head_from};
 use crate::scan;
 use crate::site::{Entry, Kind, Site};
 use crate::status::{Refusal, Status};
@@ -219,9 +219,87 @@ enum Body<H> {
     Stream { handle: H, stream: Stream },
 }
 
+/// How to forge a response's head, and the fixed page after it, again
+/// and again: an output buffer too small for them takes them in windows,
+/// each forged from the same inputs (`Date` included), so the bytes do not
+/// depend on the buffer's size.
+#[derive(Clone, Copy)]
+struct Forge {
+    /// The head, but for its borrowed fields.
+    head: Head<'static>,
+    etag: Option<ETag>,
+    /// Whether `Location` names the request's decoded path.
+    location: bool,
+    /// Whether the status's error page follows the head.
+    page: bool,
+    /// Bytes of the head.
+    head_len: usize,
+    /// Bytes of the head and page.
+    total: usize,
+    /// Bytes placed in the output buffer so far (sent or not).
+    placed: usize,
+    /// Bytes sent so far.
+    sent: usize,
+}
+
+impl Forge {
+    fn new(head: Head<'static>, etag: Option<ETag>, location: bool, page: bool) -> Self {
+        Self {
+            head,
+            etag,
+            location,
+            page,
+            head_len: 0,
+            total: 0,
+            placed: 0,
+            sent: 0,
+        }
+    }
+
+    /// The whole head; `path` is the request's decoded path.
+    fn head<'a>(&'a self, path: &'a [u8]) -> Head<'a> {
+        Head {
+            etag: self.etag.as_ref().map(ETag::as_bytes),
+            location: self.location.then_some(path),
+            ..self.head
+        }
+    }
+
+    /// Writes what fits `out` of the bytes from `skip` on; returns how many.
+    fn write(&self, path: &[u8], skip: usize, out: &mut [u8]) -> usize {
+        let (n, _) = write_head_from(&self.head(path), skip, out);
+        if !self.page {
+            return n;
+        }
+        let status = self.head.status;
+        let rest = out.get_mut(n..).unwrap_or_default();
+        n + html::write_error_page_from(
+            status.code(),
+            status.reason_phrase().as_bytes(),
+            skip.saturating_sub(self.head_len),
+            rest,
+        )
+    }
+
+    /// Sets the lengths of the head and of all bytes, for `path`.
+    fn measure(&mut self, path: &[u8]) {
+        let (_, head_len) = write_head_from(&self.head(path), 0, &mut []);
+        let status = self.head.status;
+        let page = if self.page {
+            html::error_page_len(status.code(), status.reason_phrase().as_bytes())
+        } else {
+            0
+        };
+        self.head_len = head_len;
+        self.total = head_len.saturating_add(page);
+    }
+}
+
 struct Sending<H> {
-    /// Unsent head bytes in the output buffer.
+    /// Unsent bytes of the head (and fixed page) in the output buffer.
     head: Span,
+    /// Forges the head's next window once this one is sent.
+    forge: Forge,
     /// Unsent body bytes in the output buffer.
     window: Span,
     body: Body<H>,
@@ -341,12 +419,12 @@ pub struct Conn<'b, S: Site, const MAX_FIELDS: usize = 128> {
 impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     /// A new connection accepted at `now`, over the caller's buffers.
     ///
-    /// The output buffer should hold at least 512 bytes (a head and a short
-    /// error page); the input buffer at least twice [`Config::max_path`].
-    /// A head is never split, so a response whose head (with an error page)
-    /// does not fit is refused with 500, or the connection closed: a
-    /// redirect's `Location` grows with its path. Page bodies stream
-    /// through any size.
+    /// The output buffer must hold at least 64 bytes; the input buffer
+    /// should hold at least twice [`Config::max_path`]. Every response goes
+    /// through an output buffer of any such size, byte for byte the same:
+    /// a head (and an error page) too long for it is forged again window
+    /// by window, and page bodies stream. A buffer that holds a head and
+    /// a short page (about 1 KiB) sends them in one piece.
     pub fn new(input: &'b mut [u8], output: &'b mut [u8], config: Config, now: Now) -> Self {
         let path_room = config.max_path.min(input.len() / 2);
         let recv_cap = input.len() - path_room;
@@ -443,6 +521,25 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         let from_head = n.min(sending.head.1 - sending.head.0);
         sending.head.0 += from_head;
         n -= from_head;
+        let forge = &mut sending.forge;
+        // Bytes past the head are the fixed page's: body bytes.
+        let before = forge.sent.saturating_sub(forge.head_len);
+        forge.sent = forge.sent.saturating_add(from_head);
+        let after = forge.sent.saturating_sub(forge.head_len);
+        sending.body_sent += (after - before) as u64;
+        if forge.placed < forge.total {
+            // Nothing else was offered while the head is being forged.
+            if sending.head.0 >= sending.head.1 {
+                let path = self
+                    .input
+                    .get(self.recv_cap..self.recv_cap + self.path_len)
+                    .unwrap_or_default();
+                let placed = forge.write(path, forge.placed, self.output);
+                forge.placed += placed;
+                sending.head = (0, placed);
+            }
+            return;
+        }
         let from_window = n.min(sending.window.1 - sending.window.0);
         sending.window.0 += from_window;
         n -= from_window;
@@ -464,6 +561,10 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             .output
             .get(sending.head.0..sending.head.1)
             .unwrap_or_default();
+        if sending.forge.placed < sending.forge.total {
+            // The body waits until the head's last window.
+            return [head, &[]];
+        }
         if sending.window.0 < sending.window.1 {
             let window = self
                 .output
@@ -766,31 +867,30 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
                     connection: connection_field(keep_alive, version),
                     ..Head::new(Status::NO_CONTENT, self.now.unix_secs)
                 };
-                self.head_only(&head, keep_alive, None);
+                self.send(
+                    Forge::new(head, None, false, false),
+                    Body::Done,
+                    (0, 0),
+                    None,
+                    keep_alive,
+                );
             }
             Plan::Redirect {
                 keep_alive,
                 version,
                 is_head,
             } => {
-                let (_, path_buf) = self.input.split_at_mut(self.recv_cap);
-                let path = path_buf.get(..self.path_len).unwrap_or_default();
                 let status = Status::MOVED_PERMANENTLY;
                 let body_len =
                     html::error_page_len(status.code(), status.reason_phrase().as_bytes());
                 let head = Head {
                     content_length: Some(body_len as u64),
                     content_type: true,
-                    location: Some(path),
                     connection: connection_field(keep_alive, version),
                     ..Head::new(status, self.now.unix_secs)
                 };
-                match write_head(&head, self.output) {
-                    Ok(h) => self.with_error_page(h, status, None, keep_alive, is_head),
-                    Err(_) => {
-                        self.error_response(Refusal::ResponseTooLarge, false, version, is_head)
-                    }
-                }
+                let forge = Forge::new(head, None, true, !is_head);
+                self.send(forge, Body::Done, (0, 0), None, keep_alive);
             }
             Plan::NotModified {
                 entry,
@@ -800,11 +900,16 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             } => {
                 let head = Head {
                     last_modified: Some(entry.modified),
-                    etag: Some(etag.as_bytes()),
                     connection: connection_field(keep_alive, version),
                     ..Head::new(Status::NOT_MODIFIED, self.now.unix_secs)
                 };
-                self.head_only(&head, keep_alive, None);
+                self.send(
+                    Forge::new(head, Some(etag), false, false),
+                    Body::Done,
+                    (0, 0),
+                    None,
+                    keep_alive,
+                );
             }
             Plan::Page(mut prepared) => {
                 if let Some(page) = site.page(&prepared.handle) {
@@ -953,21 +1058,12 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             content_length: Some(send_len),
             content_type: true,
             last_modified: Some(prepared.entry.modified),
-            etag: Some(prepared.etag.as_bytes()),
             accept_ranges: true,
             content_range,
             connection: connection_field(prepared.keep_alive, prepared.version),
             ..Head::new(status, self.now.unix_secs)
         };
-        let Ok(h) = write_head(&head, self.output) else {
-            self.error_response(
-                Refusal::ResponseTooLarge,
-                false,
-                prepared.version,
-                prepared.is_head,
-            );
-            return;
-        };
+        let forge = Forge::new(head, Some(prepared.etag), false, false);
         let cached = site.page(&prepared.handle).is_some();
         let body = if prepared.is_head || send_len == 0 {
             Body::Done
@@ -985,15 +1081,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
                 stream: Stream::new(prepared.source, skip, send_len),
             }
         };
-        self.phase = Phase::Send(Sending {
-            head: (0, h),
-            window: (0, 0),
-            body,
-            status,
-            refusal: None,
-            keep_alive: prepared.keep_alive,
-            body_sent: 0,
-        });
+        self.send(forge, body, (0, 0), None, prepared.keep_alive);
     }
 
     /// Starts sending a page rendered whole into the body area.
@@ -1008,70 +1096,39 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             content_length: Some(send_len),
             content_type: true,
             last_modified: Some(prepared.entry.modified),
-            etag: Some(prepared.etag.as_bytes()),
             accept_ranges: true,
             content_range,
             connection: connection_field(prepared.keep_alive, prepared.version),
             ..Head::new(status, self.now.unix_secs)
         };
-        let Some(Ok(h)) = self
-            .output
-            .get_mut(..room)
-            .map(|area| write_head(&head, area))
-        else {
+        let mut forge = Forge::new(head, Some(prepared.etag), false, false);
+        forge.measure(self.path());
+        if forge.total > room {
             // The head outgrew the head room (a small output buffer):
             // stream the page after it instead, its length being known.
             self.start_page(prepared, len, site);
             return;
-        };
+        }
         let window = if prepared.is_head {
             (0, 0)
         } else {
             let start = room + usize::try_from(skip).unwrap_or(0);
             (start, start + usize::try_from(send_len).unwrap_or(0))
         };
-        self.phase = Phase::Send(Sending {
-            head: (0, h),
-            window,
-            body: Body::Done,
-            status,
-            refusal: None,
-            keep_alive: prepared.keep_alive,
-            body_sent: 0,
-        });
+        self.send(forge, Body::Done, window, None, prepared.keep_alive);
     }
 
     fn unsatisfiable(&mut self, prepared: &Prepared<S::Handle>, len: u64) {
         let head = Head {
             content_length: Some(0),
             last_modified: Some(prepared.entry.modified),
-            etag: Some(prepared.etag.as_bytes()),
             accept_ranges: true,
             content_range: Some(ContentRange::Unsatisfied { complete: len }),
             connection: connection_field(prepared.keep_alive, prepared.version),
             ..Head::new(Status::RANGE_NOT_SATISFIABLE, self.now.unix_secs)
         };
-        self.head_only(&head, prepared.keep_alive, None);
-    }
-
-    /// Sends a response that is only a head.
-    fn head_only(&mut self, head: &Head<'_>, keep_alive: bool, refusal: Option<Refusal>) {
-        match write_head(head, self.output) {
-            Ok(h) => {
-                self.phase = Phase::Send(Sending {
-                    head: (0, h),
-                    window: (0, 0),
-                    body: Body::Done,
-                    status: head.status,
-                    refusal,
-                    keep_alive,
-                    body_sent: 0,
-                });
-            }
-            Err(_) => {
-                self.error_response(Refusal::ResponseTooLarge, false, Version::HTTP_11, false)
-            }
-        }
+        let forge = Forge::new(head, Some(prepared.etag), false, false);
+        self.send(forge, Body::Done, (0, 0), None, prepared.keep_alive);
     }
 
     /// Sends an error status with its short HTML page.
@@ -1092,45 +1149,35 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             connection: connection_field(keep_alive, version),
             ..Head::new(status, self.now.unix_secs)
         };
-        match write_head(&head, self.output) {
-            Ok(h) => self.with_error_page(h, status, Some(refusal), keep_alive, is_head),
-            Err(_) => {
-                // Only a tiny buffer gets here: send a bare close.
-                self.phase = Phase::Closed;
-            }
-        }
+        let forge = Forge::new(head, None, false, !is_head);
+        self.send(forge, Body::Done, (0, 0), Some(refusal), keep_alive);
     }
 
-    /// Appends the error page of `status` after a head of `h` bytes.
-    fn with_error_page(
+    /// Enters the Send phase with the head (and fixed page) of `forge` at
+    /// the front of the output buffer: all of it when it fits, else its
+    /// first window, the rest following as each is sent. `body` comes
+    /// after; `window` holds those of its bytes already in the buffer.
+    fn send(
         &mut self,
-        h: usize,
-        status: Status,
+        mut forge: Forge,
+        body: Body<S::Handle>,
+        window: Span,
         refusal: Option<Refusal>,
         keep_alive: bool,
-        is_head: bool,
     ) {
-        let reason = status.reason_phrase().as_bytes();
-        let window = if is_head {
-            (h, h)
-        } else {
-            match self
-                .output
-                .get_mut(h..)
-                .map(|rest| html::write_error_page(status.code(), reason, rest))
-            {
-                Some(Ok(b)) => (h, h + b),
-                _ => {
-                    self.phase = Phase::Closed;
-                    return;
-                }
-            }
-        };
+        let path = self
+            .input
+            .get(self.recv_cap..self.recv_cap + self.path_len)
+            .unwrap_or_default();
+        forge.measure(path);
+        let placed = forge.write(path, 0, self.output);
+        forge.placed = placed;
         self.phase = Phase::Send(Sending {
-            head: (0, h),
+            head: (0, placed),
+            forge,
             window,
-            body: Body::Done,
-            status,
+            body,
+            status: forge.head.status,
             refusal,
             keep_alive,
             body_sent: 0,
@@ -1144,6 +1191,10 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         let Phase::Send(sending) = &mut self.phase else {
             return false;
         };
+        if sending.forge.placed < sending.forge.total {
+            // The head's windows come first; `sent` forges each.
+            return false;
+        }
         if sending.head.0 < sending.head.1 && !matches!(sending.body, Body::Stream { .. }) {
             return false;
         }

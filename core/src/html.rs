@@ -883,15 +883,37 @@ pub fn write_error_page(
     reason_phrase: &[u8],
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    let code = Decimal::new(status_code);
     let mut buf = Buf::fitting(out, error_page_len(status_code, reason_phrase))?;
+    push_error_page(&mut buf, status_code, reason_phrase)?;
+    Ok(buf.len)
+}
+
+/// Writes what fits of [`write_error_page`]'s bytes from `skip` on;
+/// returns the bytes written. For a buffer shorter than the page.
+pub(crate) fn write_error_page_from(
+    status_code: u16,
+    reason_phrase: &[u8],
+    skip: usize,
+    out: &mut [u8],
+) -> usize {
+    let mut window = Window { out, skip, len: 0 };
+    // A window is never full, so pushing cannot fail.
+    let _ = push_error_page(&mut window, status_code, reason_phrase);
+    window.len
+}
+
+fn push_error_page<S: Push>(
+    buf: &mut S,
+    status_code: u16,
+    reason_phrase: &[u8],
+) -> Result<(), Error> {
+    let code = Decimal::new(status_code);
     buf.push(DOC_HEAD)?;
     buf.push(TITLE_OPEN)?;
     buf.push_status(&code, reason_phrase)?;
     buf.push(ERROR_AFTER_TITLE)?;
     buf.push_status(&code, reason_phrase)?;
-    buf.push(ERROR_CLOSE)?;
-    Ok(buf.len)
+    buf.push(ERROR_CLOSE)
 }
 
 #[cfg(test)]
@@ -1230,5 +1252,9 @@ mod tests {
                 write_index_entry_from(name, is_dir, skip, out)
             });
         }
+        let n = write_error_page(404, b"Not <Found>", &mut whole).unwrap();
+        check_pieces(&whole[..n], |skip, out| {
+            write_error_page_from(404, b"Not <Found>", skip, out)
+        });
     }
 }

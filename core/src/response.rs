@@ -3,7 +3,9 @@
 //!
 //! [`write_head`] writes a whole head or nothing useful: it returns
 //! [`Error::BufferTooSmall`] if the head does not fit, never a truncated
-//! head. It never allocates and formats numbers and dates by hand.
+//! head; `write_head_from` writes any window of the same bytes, so a head
+//! goes out through a buffer smaller than itself. It never allocates and
+//! formats numbers and dates by hand.
 
 use core::fmt;
 
@@ -113,43 +115,48 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// A cursor over the caller's buffer that fails instead of truncating.
+/// A window over the head's bytes: passes over the first `skip`, writes
+/// what fits `out`, and counts the whole head. Never fails, so one pass
+/// gives both a window and the head's length.
 struct Cursor<'o> {
     out: &'o mut [u8],
+    /// Head bytes still to pass over.
+    skip: usize,
+    /// Bytes written to `out`.
     len: usize,
+    /// Bytes of the head so far, written or not.
+    total: usize,
 }
 
 impl Cursor<'_> {
     #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let end = self
-            .len
-            .checked_add(bytes.len())
-            .ok_or(Error::BufferTooSmall)?;
-        self.out
-            .get_mut(self.len..end)
-            .ok_or(Error::BufferTooSmall)?
-            .copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
+    fn put(&mut self, bytes: &[u8]) {
+        self.total = self.total.saturating_add(bytes.len());
+        let skipped = self.skip.min(bytes.len());
+        self.skip -= skipped;
+        let rest = bytes.get(skipped..).unwrap_or_default();
+        let free = self.out.get_mut(self.len..).unwrap_or_default();
+        let n = rest.len().min(free.len());
+        if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.len += n;
     }
 
     #[inline(always)]
-    fn put_u64(&mut self, n: u64) -> Result<(), Error> {
+    fn put_u64(&mut self, n: u64) {
         let mut digits = [0u8; 20];
         let len = write_decimal(n, &mut digits);
-        self.put(digits.get(digits.len() - len..).unwrap_or_default())
+        self.put(digits.get(digits.len() - len..).unwrap_or_default());
     }
 
-    fn put_percent_encoded(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let end = self.len;
-        let written = crate::html::write_percent_encoded(
-            bytes,
-            self.out.get_mut(end..).ok_or(Error::BufferTooSmall)?,
-        )
-        .map_err(|_| Error::BufferTooSmall)?;
-        self.len = end + written;
-        Ok(())
+    fn put_percent_encoded(&mut self, bytes: &[u8]) {
+        // A byte becomes at most 3, so each chunk fits the scratch.
+        let mut scratch = [0u8; 48];
+        for chunk in bytes.chunks(16) {
+            let n = crate::html::write_percent_encoded(chunk, &mut scratch).unwrap_or(0);
+            self.put(scratch.get(..n).unwrap_or_default());
+        }
     }
 }
 
@@ -195,31 +202,51 @@ fn write_decimal(mut n: u64, digits: &mut [u8; 20]) -> usize {
 /// );
 /// ```
 pub fn write_head(head: &Head<'_>, out: &mut [u8]) -> Result<usize, Error> {
-    let mut c = Cursor { out, len: 0 };
-    c.put(b"HTTP/1.1 ")?;
-    c.put_u64(u64::from(head.status.code()))?;
-    c.put(b" ")?;
-    c.put(head.status.reason_phrase().as_bytes())?;
-    c.put(b"\r\nServer: txtd\r\nDate: ")?;
-    c.put(&http_date(head.date))?;
+    let capacity = out.len();
+    let (len, total) = write_head_from(head, 0, out);
+    if total > capacity {
+        return Err(Error::BufferTooSmall);
+    }
+    Ok(len)
+}
+
+/// Writes what fits `out` of [`write_head`]'s bytes from `skip` on, for a
+/// buffer too small to hold the whole head: called again with a larger
+/// `skip`, it goes on where the last window ended.
+///
+/// Returns the bytes written and the length of the whole head (the bytes
+/// written are `0` once `skip` reaches it).
+pub(crate) fn write_head_from(head: &Head<'_>, skip: usize, out: &mut [u8]) -> (usize, usize) {
+    let mut c = Cursor {
+        out,
+        skip,
+        len: 0,
+        total: 0,
+    };
+    c.put(b"HTTP/1.1 ");
+    c.put_u64(u64::from(head.status.code()));
+    c.put(b" ");
+    c.put(head.status.reason_phrase().as_bytes());
+    c.put(b"\r\nServer: txtd\r\nDate: ");
+    c.put(&http_date(head.date));
     if head.content_type {
-        c.put(b"\r\nContent-Type: ")?;
-        c.put(CONTENT_TYPE)?;
+        c.put(b"\r\nContent-Type: ");
+        c.put(CONTENT_TYPE);
     }
     if let Some(len) = head.content_length {
-        c.put(b"\r\nContent-Length: ")?;
-        c.put_u64(len)?;
+        c.put(b"\r\nContent-Length: ");
+        c.put_u64(len);
     }
     if let Some(modified) = head.last_modified {
-        c.put(b"\r\nLast-Modified: ")?;
-        c.put(&http_date(modified))?;
+        c.put(b"\r\nLast-Modified: ");
+        c.put(&http_date(modified));
     }
     if let Some(etag) = head.etag {
-        c.put(b"\r\nETag: ")?;
-        c.put(etag)?;
+        c.put(b"\r\nETag: ");
+        c.put(etag);
     }
     if head.accept_ranges {
-        c.put(b"\r\nAccept-Ranges: bytes")?;
+        c.put(b"\r\nAccept-Ranges: bytes");
     }
     match head.content_range {
         Some(ContentRange::Bytes {
@@ -227,16 +254,16 @@ pub fn write_head(head: &Head<'_>, out: &mut [u8]) -> Result<usize, Error> {
             last,
             complete,
         }) => {
-            c.put(b"\r\nContent-Range: bytes ")?;
-            c.put_u64(first)?;
-            c.put(b"-")?;
-            c.put_u64(last)?;
-            c.put(b"/")?;
-            c.put_u64(complete)?;
+            c.put(b"\r\nContent-Range: bytes ");
+            c.put_u64(first);
+            c.put(b"-");
+            c.put_u64(last);
+            c.put(b"/");
+            c.put_u64(complete);
         }
         Some(ContentRange::Unsatisfied { complete }) => {
-            c.put(b"\r\nContent-Range: bytes */")?;
-            c.put_u64(complete)?;
+            c.put(b"\r\nContent-Range: bytes */");
+            c.put_u64(complete);
         }
         None => {}
     }
@@ -244,27 +271,27 @@ pub fn write_head(head: &Head<'_>, out: &mut [u8]) -> Result<usize, Error> {
         // Built from the normalised path only: every byte but unreserved
         // ones and `/` is percent-encoded, and the path never starts with
         // `/`, so no `//host`, CR, LF or `\` can reach the field.
-        c.put(b"\r\nLocation: /")?;
-        c.put_percent_encoded(path)?;
+        c.put(b"\r\nLocation: /");
+        c.put_percent_encoded(path);
         if !path.is_empty() {
-            c.put(b"/")?;
+            c.put(b"/");
         }
     }
     if head.allow {
-        c.put(b"\r\nAllow: ")?;
-        c.put(Method::ALLOW)?;
+        c.put(b"\r\nAllow: ");
+        c.put(Method::ALLOW);
     }
     if let Some(secs) = head.retry_after {
-        c.put(b"\r\nRetry-After: ")?;
-        c.put_u64(u64::from(secs))?;
+        c.put(b"\r\nRetry-After: ");
+        c.put_u64(u64::from(secs));
     }
     match head.connection {
         Connection::Default => {}
-        Connection::KeepAlive => c.put(b"\r\nConnection: keep-alive")?,
-        Connection::Close => c.put(b"\r\nConnection: close")?,
+        Connection::KeepAlive => c.put(b"\r\nConnection: keep-alive"),
+        Connection::Close => c.put(b"\r\nConnection: close"),
     }
-    c.put(b"\r\n\r\n")?;
-    Ok(c.len)
+    c.put(b"\r\n\r\n");
+    (c.len, c.total)
 }
 
 #[cfg(test)]
@@ -345,6 +372,34 @@ Content-Range: bytes 0-11/100\r\nConnection: keep-alive\r\n\r\n"[..]
             write_head(&Head::new(Status::OK, 0), &mut out),
             Err(Error::BufferTooSmall)
         );
+    }
+
+    #[test]
+    fn windows_of_any_size_give_the_whole_head() {
+        let head = Head {
+            content_length: Some(12),
+            content_type: true,
+            etag: Some(b"\"abc\""),
+            location: Some(b"a b/\r\n\\x/&'<&'<&'<&'<&'<&'<&'<"),
+            connection: Connection::Close,
+            ..Head::new(Status::MOVED_PERMANENTLY, 0)
+        };
+        let (whole, len) = head_bytes(&head);
+        for size in 1..=len + 1 {
+            let mut joined = [0u8; 512];
+            let mut at = 0;
+            loop {
+                let mut window = [0u8; 600];
+                let (n, total) = write_head_from(&head, at, &mut window[..size]);
+                assert_eq!(total, len);
+                if n == 0 {
+                    break;
+                }
+                joined[at..at + n].copy_from_slice(&window[..n]);
+                at += n;
+            }
+            assert_eq!(&joined[..at], &whole[..len], "window of {size}");
+        }
     }
 
     #[test]

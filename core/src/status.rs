@@ -107,8 +107,6 @@ pub enum Refusal {
     Site(site::Error),
     /// The head did not arrive in time (408).
     Timeout,
-    /// The response head did not fit the output buffer (500).
-    ResponseTooLarge,
 }
 
 impl Refusal {
@@ -161,7 +159,6 @@ impl Refusal {
                 site::Error::Io => Status::INTERNAL_SERVER_ERROR,
             },
             Self::Timeout => Status::REQUEST_TIMEOUT,
-            Self::ResponseTooLarge => Status::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -181,7 +178,6 @@ impl fmt::Display for Refusal {
             Self::Target(e) => e.fmt(f),
             Self::Site(e) => e.fmt(f),
             Self::Timeout => f.write_str("request head timed out"),
-            Self::ResponseTooLarge => f.write_str("response head too large"),
         }
     }
 }
