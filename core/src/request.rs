@@ -268,6 +268,22 @@ fn is_tchar(b: u8) -> bool {
     TCHAR.get(usize::from(b)).copied().unwrap_or(false)
 }
 
+/// How many bytes at the start of `i` are token characters.
+#[inline(always)]
+fn token_len(i: &[u8]) -> usize {
+    let mut n = 0;
+    for quad in i.chunks_exact(4) {
+        match *quad {
+            [a, b, c, d] if is_tchar(a) & is_tchar(b) & is_tchar(c) & is_tchar(d) => n += 4,
+            _ => break,
+        }
+    }
+    while i.get(n).is_some_and(|&b| is_tchar(b)) {
+        n += 1;
+    }
+    n
+}
+
 /// Returns whether `b` is a token character (RFC 9110 §5.6.2).
 pub fn is_token_byte(b: u8) -> bool {
     is_tchar(b)
@@ -370,16 +386,19 @@ fn field_value(i: &[u8]) -> PResult<'_, &[u8]> {
 /// field-name ":" OWS field-value OWS (RFC 9112 §5), without the line end.
 #[inline(always)]
 fn field_line(i: &[u8]) -> PResult<'_, Field<'_>> {
-    let (i, name) = match take_while1::<_, _, Fail>(is_tchar).parse(i) {
-        Ok(ok) => ok,
-        Err(nom::Err::Incomplete(n)) => return Err(nom::Err::Incomplete(n)),
-        Err(_) => {
-            return match i.first() {
-                Some(b' ' | b'\t') => fail(Error::ObsoleteFold),
-                _ => fail(Error::InvalidFieldName),
-            };
-        }
-    };
+    // The field name is the hottest loop of a head: checked four bytes per
+    // branch against the tchar table, then byte by byte to its end.
+    let len = token_len(i);
+    if len == i.len() {
+        return Err(nom::Err::Incomplete(Needed::Unknown));
+    }
+    if len == 0 {
+        return match i.first() {
+            Some(b' ' | b'\t') => fail(Error::ObsoleteFold),
+            _ => fail(Error::InvalidFieldName),
+        };
+    }
+    let (name, i) = i.split_at_checked(len).unwrap_or((i, &[]));
     // RFC 9112 §5.1: no whitespace between the field name and the colon.
     let (i, _) = or_fail(tag(&b":"[..]).parse(i), Error::InvalidFieldName)?;
     let start = i.iter().position(|&b| b != b' ' && b != b'\t');
