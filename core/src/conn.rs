@@ -518,7 +518,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             return;
         };
         let mut n = n;
-        let from_head = n.min(sending.head.1 - sending.head.0);
+        let from_head = n.min(sending.head.1.saturating_sub(sending.head.0));
         sending.head.0 += from_head;
         n -= from_head;
         let forge = &mut sending.forge;
@@ -540,12 +540,12 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             }
             return;
         }
-        let from_window = n.min(sending.window.1 - sending.window.0);
+        let from_window = n.min(sending.window.1.saturating_sub(sending.window.0));
         sending.window.0 += from_window;
         n -= from_window;
         sending.body_sent += from_window as u64;
         if let Body::Cached { pos, end, .. } = &mut sending.body {
-            let from_cache = n.min(*end - *pos);
+            let from_cache = n.min(end.saturating_sub(*pos));
             *pos += from_cache;
             sending.body_sent += from_cache as u64;
         }

@@ -2,7 +2,8 @@
 //!
 //! Text is escaped for HTML (`& < > " '`); invalid UTF-8 becomes U+FFFD
 //! exactly as `String::from_utf8_lossy` does (Unicode §3.9, substitution of
-//! maximal subparts), and so does every control but TAB, LF, FF and CR.
+//! maximal subparts), and so does every C0 control but TAB, LF, FF and CR, and DEL
+//! (C1 controls, U+0080 to U+009F, are valid text and kept).
 //!
 //! Bodies stream through caller buffers of any size: [`Escaper`] carries a
 //! UTF-8 sequence cut by a buffer boundary from one call to the next, and
