@@ -97,6 +97,7 @@ pub fn run(config: Config) -> Result<i32, String> {
         std::fs::write(path, format!("{}\n", sys::getpid()))
             .map_err(|e| format!("pid file {}: {e}", path.display()))?;
     }
+    warn_if_few_descriptors(config.max_conns, listeners.len());
     let backlog = effective_backlog(config.backlog);
     for addr in &bound {
         log_info!("listening on {addr} (backlog {backlog})");
@@ -123,6 +124,25 @@ pub fn run(config: Config) -> Result<i32, String> {
         killed: false,
     };
     Ok(master.run())
+}
+
+/// Descriptors a worker holds besides its connections: epoll, signalfd,
+/// the site root, files being sent, logs and a margin.
+const WORKER_SPARE_FDS: u64 = 16;
+
+/// Warns when `RLIMIT_NOFILE` is too low for a worker to fill its slots:
+/// `accept4` would then fail with EMFILE before the slots run out.
+fn warn_if_few_descriptors(max_conns: usize, listeners: usize) {
+    let need = u64::try_from(max_conns.saturating_add(listeners))
+        .unwrap_or(u64::MAX)
+        .saturating_add(WORKER_SPARE_FDS);
+    match sys::nofile_limit() {
+        Ok((soft, hard)) if soft < need => log_warn!(
+            "RLIMIT_NOFILE soft limit {soft} (hard {hard}) is below the {need} descriptors each worker may need; raise it (ulimit -n) or lower --max-conns"
+        ),
+        Ok(_) => {}
+        Err(e) => log_warn!("getrlimit(RLIMIT_NOFILE): {e}"),
+    }
 }
 
 /// The backlog the kernel uses: what was asked, clamped to somaxconn.

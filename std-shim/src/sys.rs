@@ -555,6 +555,22 @@ pub fn set_parent_death_signal(signal: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) }).map(drop)
 }
 
+/// The soft and hard `RLIMIT_NOFILE`: how many descriptors this process
+/// (and each worker it forks) may hold open.
+///
+/// # Errors
+///
+/// errno of `getrlimit`.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is valid for writing for the call.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) })?;
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
 // ---- files --------------------------------------------------------------
 
 /// What `fstat` says about a descriptor.

@@ -29,6 +29,11 @@ const SIGNAL_TOKEN: u64 = u64::MAX;
 /// connection cannot starve the others.
 const ROUNDS_PER_WAKE: usize = 32;
 
+/// How long the listeners stay out of epoll after `accept4` ran out of
+/// descriptors (EMFILE, ENFILE) or kernel memory: long enough that a level-
+/// triggered listener cannot spin the worker, short enough to recover fast.
+const ACCEPT_PAUSE_MS: u64 = 250;
+
 /// What a worker needs from the master.
 pub struct Setup {
     /// The shared listening sockets.
@@ -113,6 +118,9 @@ struct Worker {
     signals: OwnedFd,
     listeners: Vec<OwnedFd>,
     accepting: bool,
+    /// Accepting is paused until then (monotonic ms) after `accept4` ran
+    /// out of descriptors.
+    paused_until_ms: Option<u64>,
     draining: bool,
     slots: Vec<Slot>,
     free: Vec<usize>,
@@ -175,6 +183,7 @@ impl Worker {
             signals,
             listeners: setup.listeners,
             accepting: false,
+            paused_until_ms: None,
             draining: false,
             slots,
             free: (0..setup.max_conns).rev().collect(),
@@ -188,7 +197,7 @@ impl Worker {
     }
 
     fn start_accepting(&mut self) -> io::Result<()> {
-        if self.accepting || self.draining {
+        if self.accepting || self.draining || self.paused_until_ms.is_some() {
             return Ok(());
         }
         for (i, listener) in self.listeners.iter().enumerate() {
@@ -253,13 +262,39 @@ impl Worker {
                 }
             }
             self.drive_due();
+            self.resume_accepting();
         }
+    }
+
+    /// Puts the listeners back into epoll once an accept pause is over.
+    fn resume_accepting(&mut self) {
+        let now = self.clock.now().monotonic_ms;
+        if self.paused_until_ms.is_some_and(|t| t <= now) {
+            self.paused_until_ms = None;
+            // Without a free or freeable slot the listeners stay out; the
+            // next release puts them back.
+            if let Err(e) = self.start_accepting() {
+                log_error!("listening again: {e}");
+            }
+        }
+    }
+
+    /// Takes the listeners out of epoll for [`ACCEPT_PAUSE_MS`]: they stay
+    /// readable while the backlog is full, so retrying at once would spin.
+    fn pause_accepting(&mut self, e: &io::Error) {
+        self.stop_accepting();
+        if self.paused_until_ms.is_none() {
+            // One line per pause, so at most one per interval.
+            log_warn!("accept: {e}; pausing new connections for {ACCEPT_PAUSE_MS} ms");
+        }
+        let now = self.clock.now().monotonic_ms;
+        self.paused_until_ms = Some(now.saturating_add(ACCEPT_PAUSE_MS));
     }
 
     /// Milliseconds until the next deadline or 0 if work is waiting.
     fn timeout_ms(&self) -> i32 {
         let now = self.clock.now().monotonic_ms;
-        let mut next: Option<u64> = None;
+        let mut next: Option<u64> = self.paused_until_ms;
         for slot in self.slots.iter().filter(|s| s.socket.is_some()) {
             if slot.again {
                 return 0;
@@ -316,11 +351,17 @@ impl Worker {
     }
 
     fn accept(&mut self, index: usize) {
+        // A listener event from the same epoll batch may arrive after the
+        // listeners were taken out: leave it queued.
+        if !self.accepting {
+            return;
+        }
         // Bounded: a burst of connections is shared with the other workers.
         for _ in 0..64 {
-            if self.free.is_empty() && !self.evict_idle() {
+            if self.free.is_empty() && !self.evict_idle() && !self.evict_slowest_head() {
                 // No slot: leave the connections queued for other workers
-                // until one of ours frees up.
+                // until one of ours frees up. The listeners leave epoll, so
+                // a full backlog cannot wake us again and again.
                 self.stop_accepting();
                 return;
             }
@@ -330,6 +371,11 @@ impl Worker {
             let (socket, peer) = match sys::accept(listener.as_fd()) {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_out_of_resources(&e) => {
+                    self.pause_accepting(&e);
+                    return;
+                }
                 Err(e) => {
                     log_error!("accept: {e}");
                     return;
@@ -385,6 +431,43 @@ impl Worker {
             }
             None => false,
         }
+    }
+
+    /// Frees the slot of the unfinished request head arriving slowest (the
+    /// fewest bytes per millisecond since its first byte), if there is one.
+    /// The client gets a best-effort 408 (RFC 9110 §15.5.9) before the close.
+    fn evict_slowest_head(&mut self) -> bool {
+        let now = self.clock.now().monotonic_ms;
+        let slowest = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.socket.is_some())
+            .filter_map(|(i, s)| match s.conn.activity() {
+                Activity::Head { bytes, since_ms } => {
+                    Some((bytes, now.saturating_sub(since_ms).max(1), i))
+                }
+                _ => None,
+            })
+            // a/t < b/u  <=>  a*u < b*t: compared without division, in u128
+            // so neither product can overflow.
+            .min_by(|(a, t, _), (b, u, _)| {
+                let left = (*a as u128) * u128::from(*u);
+                let right = (*b as u128) * u128::from(*t);
+                left.cmp(&right)
+            });
+        let Some((_, _, index)) = slowest else {
+            return false;
+        };
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.conn.time_out();
+        }
+        // Writes what of the 408 the socket takes now; the rest is dropped.
+        self.drive(index);
+        if self.slots.get(index).is_some_and(|s| s.socket.is_some()) {
+            self.release(index);
+        }
+        true
     }
 
     /// Closes a slot's socket and returns it to the free list.
@@ -492,4 +575,13 @@ impl Worker {
             self.release(index);
         }
     }
+}
+
+/// Whether an `accept4` error means the process or system is out of
+/// descriptors or memory: the connection stays queued until some free up.
+fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }

@@ -1,0 +1,462 @@
+//! Hostile clients against the real `txtd` binary: idle keep-alive
+//! squatting, connections that never send a byte, header drip and slot
+//! exhaustion. Every wait is bounded, every socket is on loopback, and
+//! each test kills only the server it started and checks that its stderr
+//! holds no panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a fresh client may wait for its answer while the server is
+/// under attack: a bound on the wait, not a measure of speed.
+const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Sockets the largest test holds open at once, plus a margin for the
+/// test harness itself.
+const SOCKETS_NEEDED: u64 = 1_200;
+
+fn sample_site() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/site")
+}
+
+/// Whether this process may open `n` descriptors; prints a note when not,
+/// so a low `ulimit -n` skips the test instead of failing it.
+fn can_open(n: u64) -> bool {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|s| s.parse::<u64>().ok());
+    match soft {
+        // "unlimited" does not parse: treat an unreadable limit as enough.
+        Some(soft) if soft < n => {
+            eprintln!("skipped: RLIMIT_NOFILE soft limit {soft} is below the {n} sockets needed");
+            false
+        }
+        _ => true,
+    }
+}
+
+/// A running server; killed (master by pid, workers by their parent-death
+/// signal) when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(root: &Path, extra: &[&str]) -> Self {
+        Self::start_in(Command::new(env!("CARGO_BIN_EXE_txtd")), root, extra)
+    }
+
+    /// Starts the server with its `RLIMIT_NOFILE` lowered to `nofile` by
+    /// the shell that then becomes it (`exec`), so its pid is the master's.
+    fn start_with_nofile(nofile: u32, root: &Path, extra: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_txtd"));
+        Self::start_in(command, root, extra)
+    }
+
+    fn start_in(mut command: Command, root: &Path, extra: &[&str]) -> Self {
+        let workers: usize = extra
+            .iter()
+            .position(|&a| a == "--workers")
+            .map_or(2, |i| extra[i + 1].parse().unwrap());
+        command.arg(root).args(["--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--workers") {
+            command.args(["--workers", "2"]);
+        }
+        let mut child = command
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let log = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", stderr.lock().unwrap());
+            }
+        };
+        let server = Self {
+            child,
+            addr,
+            stderr,
+        };
+        server.wait_for_workers(workers);
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The master's children, from /proc.
+    fn workers(&self) -> Vec<u32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    fn wait_for_workers(&self, n: usize) {
+        let start = Instant::now();
+        while self.workers().len() != n || self.stderr().matches("worker").count() < n {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "expected {n} workers, have {:?}",
+                self.workers()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// A keep-alive connection that made one request and read its answer.
+    fn idle_keep_alive(&self) -> TcpStream {
+        let mut stream = self.connect();
+        stream
+            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let (status, _) = read_response(&mut stream);
+        assert_eq!(status, 200);
+        stream
+    }
+
+    /// The status a fresh `Connection: close` client gets, waiting at most
+    /// `wait` for the answer to begin.
+    fn fresh_status(&self, wait: Duration) -> u16 {
+        let mut stream = self.connect();
+        stream.set_read_timeout(Some(wait)).unwrap();
+        stream
+            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Bounded: hello.txt is small; stop at the close or a timeout.
+        for _ in 0..64 {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+        status_of(&out).unwrap_or_else(|| {
+            panic!(
+                "no answer to a fresh client within {wait:?}: {:?}",
+                String::from_utf8_lossy(&out)
+            )
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.stderr();
+        if !std::thread::panicking() {
+            assert!(!stderr.contains("panicked"), "server panicked:\n{stderr}");
+        }
+    }
+}
+
+/// The status code of the response at the front of `bytes`, if a status
+/// line is there.
+fn status_of(bytes: &[u8]) -> Option<u16> {
+    let line = bytes.get(..12)?;
+    if !line.starts_with(b"HTTP/1.1 ") {
+        return None;
+    }
+    std::str::from_utf8(&line[9..12]).ok()?.parse().ok()
+}
+
+/// Reads one response with a `Content-Length` from a keep-alive stream;
+/// returns its status and head.
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..1_000 {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return (status_of(&buf).unwrap(), head);
+            }
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before a whole response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    panic!("too many reads");
+}
+
+/// Reads until the server closes or `wait` passes; returns what came.
+fn read_until_close(stream: &mut TcpStream, wait: Duration) -> Vec<u8> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..64 {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    out
+}
+
+/// An unfinished request head of at least `len` bytes: a request line and
+/// padding fields, without the blank line that would end it.
+fn partial_head(len: usize) -> Vec<u8> {
+    let mut head = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n".to_vec();
+    let mut n = 0;
+    while head.len() < len {
+        head.extend_from_slice(format!("X-Pad-{n}: {}\r\n", "a".repeat(1000)).as_bytes());
+        n += 1;
+    }
+    head
+}
+
+#[test]
+fn a_thousand_idle_keep_alive_connections_do_not_lock_out_a_new_client() {
+    if !can_open(SOCKETS_NEEDED) {
+        return;
+    }
+    let server = Server::start(&sample_site(), &["--workers", "2", "--max-conns", "512"]);
+    let mut idle = Vec::with_capacity(1_000);
+    for _ in 0..1_000 {
+        idle.push(server.idle_keep_alive());
+    }
+    assert_eq!(server.fresh_status(SERVED_WITHIN), 200);
+    drop(idle);
+}
+
+#[test]
+fn a_thousand_connections_closed_without_a_byte_leave_service_intact() {
+    if !can_open(SOCKETS_NEEDED) {
+        return;
+    }
+    let server = Server::start(&sample_site(), &[]);
+    for i in 0..1_000 {
+        let stream = TcpStream::connect(server.addr).unwrap();
+        if i % 2 == 1 {
+            // A FIN first; the other half are dropped with no shutdown.
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+        drop(stream);
+    }
+    assert_eq!(server.fresh_status(TIMEOUT), 200);
+    let mut again = server.idle_keep_alive();
+    again
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut again).0, 200);
+}
+
+#[test]
+fn header_drip_from_three_hundred_connections_does_not_lock_out_a_new_client() {
+    if !can_open(SOCKETS_NEEDED) {
+        return;
+    }
+    const DRIPPERS: usize = 300;
+    const THREADS: usize = 4;
+    const ATTACK: Duration = Duration::from_secs(6);
+    let server = Server::start(&sample_site(), &[]);
+    let head = partial_head(2_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (addr, head, stop) = (server.addr, head.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let open = || {
+                    let s = TcpStream::connect(addr).ok()?;
+                    s.set_nonblocking(true).ok()?;
+                    Some(s)
+                };
+                // (stream, bytes of the head sent so far)
+                let mut conns: Vec<(Option<TcpStream>, usize)> =
+                    (0..DRIPPERS / THREADS).map(|_| (open(), 0)).collect();
+                let start = Instant::now();
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < ATTACK {
+                    for (stream, sent) in &mut conns {
+                        let byte = head[*sent % head.len()..].get(..1).unwrap_or(b"a");
+                        let ok = match stream.as_mut().map(|s| s.write(byte)) {
+                            Some(Ok(n)) => {
+                                *sent += n;
+                                true
+                            }
+                            Some(Err(e)) => e.kind() == ErrorKind::WouldBlock,
+                            None => false,
+                        };
+                        if !ok {
+                            // Timed out or refused: come back with a new
+                            // connection, as an attacker would.
+                            *stream = open();
+                            *sent = 0;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut served = 0;
+    while start.elapsed() < ATTACK {
+        assert_eq!(server.fresh_status(SERVED_WITHIN), 200);
+        served += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(served > 1, "only {served} fresh clients were tried");
+}
+
+#[test]
+fn idle_keep_alive_connections_holding_every_slot_make_way_for_a_new_client() {
+    let server = Server::start(&sample_site(), &["--max-conns", "4", "--workers", "1"]);
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| server.idle_keep_alive()).collect();
+    assert_eq!(server.fresh_status(TIMEOUT), 200);
+    // The one idle longest gave up its slot: the server closed it.
+    let closed = idle
+        .iter_mut()
+        .take(1)
+        .map(|s| read_until_close(s, TIMEOUT))
+        .all(|bytes| bytes.is_empty());
+    assert!(closed, "the oldest idle connection is still open");
+}
+
+#[test]
+fn slow_heads_holding_every_slot_make_way_and_the_slowest_gets_408() {
+    let server = Server::start(&sample_site(), &["--max-conns", "4", "--workers", "1"]);
+    // Large first bursts keep every head above the minimum head rate for
+    // seconds; the smallest, sent first, has the lowest rate.
+    let mut heads: Vec<TcpStream> = [3_000, 4_000, 5_000, 6_000]
+        .iter()
+        .map(|&len| {
+            let mut s = server.connect();
+            s.write_all(&partial_head(len)).unwrap();
+            s
+        })
+        .collect();
+    // Let the worker accept and read all four before the fifth arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.fresh_status(Duration::from_secs(5)), 200);
+    let answer = read_until_close(&mut heads[0], TIMEOUT);
+    assert_eq!(
+        status_of(&answer),
+        Some(408),
+        "the slowest head got {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_pauses_accepting_and_service_recovers() {
+    let server = Server::start_with_nofile(
+        64,
+        &sample_site(),
+        &["--workers", "1", "--max-conns", "512"],
+    );
+    let log = server.stderr();
+    assert!(
+        log.contains("RLIMIT_NOFILE soft limit 64"),
+        "no warning about the descriptor limit:\n{log}"
+    );
+    // More silent connections than the worker has descriptors: accept4
+    // fails with EMFILE and the worker pauses instead of spinning.
+    let held: Vec<TcpStream> = (0..100).map(|_| server.connect()).collect();
+    let start = Instant::now();
+    while !server.stderr().contains("pausing new connections") {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no pause logged:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While paused the worker sleeps in epoll_wait: over two seconds it
+    // may use a fifth of a core (clock ticks, a count, not a duration; a
+    // paused worker uses about none, a spinning one over half a core).
+    let worker = server.workers()[0];
+    let before = cpu_ticks(worker);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(worker) - before;
+    assert!(
+        used < 40,
+        "the worker used {used} ticks in 2 s with accept failing"
+    );
+    drop(held);
+    assert_eq!(server.fresh_status(TIMEOUT), 200);
+}
+
+/// User plus system CPU time of a process, in clock ticks (1/100 s on
+/// Linux), from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
