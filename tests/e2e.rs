@@ -816,3 +816,23 @@ fn a_stop_gives_up_on_a_stuck_client_after_the_drain_timeout() {
         );
     }
 }
+
+#[test]
+fn a_changed_file_is_served_fresh_not_from_the_page_cache() {
+    let scratch = Scratch::new("cache");
+    let file = scratch.0.join("note.txt");
+    std::fs::write(&file, "first version\n").unwrap();
+    let server = Server::start(&scratch.0, &["--workers", "1"]);
+    for _ in 0..3 {
+        assert!(server.request("GET", "/note.txt").text().contains("first version"));
+    }
+    let etag = server.request("GET", "/note.txt").header("etag").unwrap().to_owned();
+    // Same length, new bytes: only the modification time tells them apart.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&file, "other version\n").unwrap();
+    let r = server.request("GET", "/note.txt");
+    assert!(r.text().contains("other version"), "{}", r.text());
+    assert_ne!(r.header("etag").unwrap(), etag);
+    std::fs::write(&file, "a longer third version\n").unwrap();
+    assert!(server.request("GET", "/note.txt").text().contains("a longer third version"));
+}

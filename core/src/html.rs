@@ -570,6 +570,48 @@ fn sum(lens: &[usize]) -> usize {
         .fold(0usize, |sum, &len| sum.saturating_add(len))
 }
 
+/// The length of the whole page of a file named `name` holding `text`.
+///
+/// For a cache of rendered pages (see [`crate::Site::page`]): the same
+/// bytes as core streams for that file.
+pub fn page_len(name: &[u8], text: &[u8]) -> u64 {
+    let frame = page_prologue_len(name).saturating_add(PAGE_EPILOGUE.len()) as u64;
+    frame.saturating_add(Escaper::new().measure(text, true))
+}
+
+/// Writes the whole page of a file named `name` holding `text`; returns
+/// its length, which is [`page_len`].
+///
+/// # Errors
+///
+/// [`Error::BufferTooSmall`] if `out` is shorter than the page.
+///
+/// # Examples
+///
+/// ```
+/// use txtd_core::html::{page_len, write_page};
+///
+/// let mut out = [0u8; 512];
+/// let n = write_page(b"a.txt", b"x < y\n", &mut out)?;
+/// assert_eq!(n as u64, page_len(b"a.txt", b"x < y\n"));
+/// assert!(out[..n].ends_with(b"<pre>\nx &lt; y\n</pre>\n</body>\n</html>\n"));
+/// # Ok::<(), txtd_core::html::Error>(())
+/// ```
+pub fn write_page(name: &[u8], text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    let mut at = write_page_prologue(name, out)?;
+    let rest = out.get_mut(at..).ok_or(Error::BufferTooSmall)?;
+    let (consumed, written) = Escaper::new().escape(text, rest, true);
+    if consumed < text.len() {
+        return Err(Error::BufferTooSmall);
+    }
+    at = at.saturating_add(written);
+    let end = at.saturating_add(PAGE_EPILOGUE.len());
+    out.get_mut(at..end)
+        .ok_or(Error::BufferTooSmall)?
+        .copy_from_slice(PAGE_EPILOGUE);
+    Ok(end)
+}
+
 /// The length of the file page prologue for a file called `name`.
 pub fn page_prologue_len(name: &[u8]) -> usize {
     sum(&[
