@@ -110,6 +110,19 @@ impl Server {
         }
     }
 
+    /// Waits (bounded) until the server's stderr holds `text`.
+    fn wait_for_log(&self, text: &str) {
+        let start = Instant::now();
+        while !self.stderr().contains(text) {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "no {text:?} in:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -234,6 +247,14 @@ fn read_responses_to(stream: &mut TcpStream, is_head: &[bool]) -> Vec<Response> 
         buf.extend_from_slice(&chunk[..n]);
     }
     panic!("too many reads");
+}
+
+/// Whether process `pid` still runs (a zombie waiting for its reaper does not).
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// A scratch directory, removed on drop.
@@ -370,7 +391,7 @@ fn bad_requests_get_their_status_and_a_log_line() {
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&raw[..40]));
         assert!(r.text().contains(&status.to_string()));
     }
-    assert!(server.stderr().contains("(400)"), "{}", server.stderr());
+    server.wait_for_log("(400)");
 }
 
 #[test]
@@ -511,7 +532,7 @@ fn the_master_keeps_exactly_n_workers_and_replaces_a_killed_one() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(server.request("GET", "/hello.txt").status, 200);
-    assert!(server.stderr().contains("killed by signal 9"));
+    server.wait_for_log("killed by signal 9");
 }
 
 #[test]
@@ -539,10 +560,7 @@ fn term_stops_with_exit_code_zero_and_no_worker_left() {
     };
     assert_eq!(code.code(), Some(0));
     for pid in workers {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "worker {pid} outlived the master"
-        );
+        assert!(!is_alive(pid), "worker {pid} outlived the master");
     }
 }
 
@@ -811,16 +829,9 @@ fn a_stop_gives_up_on_a_stuck_client_after_the_drain_timeout() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code.code(), Some(0));
-    assert!(
-        server.stderr().contains("drain timeout passed"),
-        "{}",
-        server.stderr()
-    );
+    server.wait_for_log("drain timeout passed");
     for pid in workers {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "worker {pid} outlived the master"
-        );
+        assert!(!is_alive(pid), "worker {pid} outlived the master");
     }
 }
 
@@ -856,4 +867,33 @@ fn a_changed_file_is_served_fresh_not_from_the_page_cache() {
             .text()
             .contains("a longer third version")
     );
+}
+
+#[test]
+fn killing_the_master_takes_every_worker_down_and_frees_the_port() {
+    let mut server = Server::start(&sample_site(), &[]);
+    let workers = server.workers();
+    assert_eq!(workers.len(), 2);
+    // A connection in flight when the master dies is still answered.
+    let mut stream = server.connect();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    if !out.is_empty() {
+        assert_eq!(Response::parse(&out, false).0.status, 200);
+    }
+    let start = Instant::now();
+    while workers.iter().any(|pid| is_alive(*pid)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "workers outlived the master"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rebound = std::net::TcpListener::bind(server.addr);
+    assert!(rebound.is_ok(), "port still held: {rebound:?}");
 }

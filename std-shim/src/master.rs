@@ -17,7 +17,9 @@ use crate::worker;
 /// A worker that lived less than this and died counts as a crash on start.
 const QUICK_DEATH: Duration = Duration::from_secs(1);
 /// Longest wait before respawning a worker that keeps dying.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A worker that lived this long resets its slot's backoff.
+const HEALTHY: Duration = Duration::from_secs(60);
 
 /// Signals the master handles through its signalfd.
 const SIGNALS: [i32; 7] = [
@@ -309,13 +311,16 @@ impl Master {
                 continue;
             }
             // A worker that dies right after start would die again: back
-            // off, doubling up to MAX_BACKOFF, so a crash loop cannot spin.
-            if now.duration_since(slot.started) < QUICK_DEATH {
+            // off, doubling up to MAX_BACKOFF, so a crash loop cannot spin;
+            // a minute of health forgives the slot.
+            let lived = now.duration_since(slot.started);
+            let quick = lived < QUICK_DEATH;
+            if quick {
                 slot.quick_deaths = slot.quick_deaths.saturating_add(1);
-            } else {
+            } else if lived >= HEALTHY {
                 slot.quick_deaths = 0;
             }
-            let backoff = if slot.quick_deaths == 0 {
+            let backoff = if !quick || slot.quick_deaths == 0 {
                 Duration::ZERO
             } else {
                 (Duration::from_millis(100) * 2u32.saturating_pow(slot.quick_deaths.min(6)))
@@ -350,8 +355,10 @@ impl Master {
     }
 
     fn become_worker(&mut self, index: usize) -> i32 {
-        // No worker outlives its master, even one killed with SIGKILL.
-        if let Err(e) = sys::set_parent_death_signal(sys::SIGKILL) {
+        // No worker outlives its master, even one killed with SIGKILL: the
+        // kernel sends TERM, and an orphan drains for at most
+        // worker::ORPHAN_DRAIN before it exits.
+        if let Err(e) = sys::set_parent_death_signal(sys::SIGTERM) {
             log_error!("PR_SET_PDEATHSIG: {e}");
             return 1;
         }
@@ -370,6 +377,7 @@ impl Master {
             max_conns: self.config.max_conns,
             access_log: self.access_log.take(),
             slot: index,
+            master: self.pid,
         };
         worker::run(setup)
     }

@@ -6,7 +6,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use txtd_core::conn::{Activity, Close, Config as ConnConfig, Conn, Exchange, Log, Now};
 
@@ -48,7 +48,12 @@ pub struct Setup {
     pub access_log: Option<AccessLog>,
     /// The slot number, for log lines.
     pub slot: usize,
+    /// The master's pid: a different parent means the master is gone.
+    pub master: sys::Pid,
 }
+
+/// How long a worker whose master died finishes its connections.
+pub const ORPHAN_DRAIN: Duration = Duration::from_secs(5);
 
 struct Slot {
     conn: Conn<'static, FsSite, MAX_FIELDS>,
@@ -127,6 +132,9 @@ struct Worker {
     site: FsSite,
     access_log: Option<AccessLog>,
     clock: Clock,
+    master: sys::Pid,
+    /// When an orphaned worker gives up on its connections.
+    drain_deadline: Option<Instant>,
 }
 
 /// Runs a worker until it is told to stop; returns the exit code.
@@ -190,6 +198,8 @@ impl Worker {
             site: setup.site,
             access_log: setup.access_log,
             clock,
+            master: setup.master,
+            drain_deadline: None,
         };
         worker.start_accepting()?;
         log_info!("worker {} started", setup.slot);
@@ -233,7 +243,26 @@ impl Worker {
                 log_info!("worker drained, exiting");
                 return Ok(());
             }
-            let timeout = self.timeout_ms();
+            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                log_warn!(
+                    "master gone and drain time over, exiting with {} connections",
+                    self.active()
+                );
+                return Ok(());
+            }
+            let timeout = match self.drain_deadline {
+                Some(d) => {
+                    let left =
+                        i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
+                            .unwrap_or(i32::MAX)
+                            .saturating_add(1);
+                    match self.timeout_ms() {
+                        -1 => left,
+                        t => t.min(left),
+                    }
+                }
+                None => self.timeout_ms(),
+            };
             let n = sys::epoll_wait(self.ep.as_fd(), &mut events, timeout)?;
             for event in events.iter().take(n) {
                 match event.token() {
@@ -337,6 +366,11 @@ impl Worker {
     fn drain(&mut self) {
         if self.draining {
             return;
+        }
+        if sys::getppid() != self.master {
+            // Nobody will SIGKILL an orphan at the drain timeout: bound it here.
+            log_warn!("master gone, draining for at most {ORPHAN_DRAIN:?}");
+            self.drain_deadline = Some(Instant::now() + ORPHAN_DRAIN);
         }
         self.stop_accepting();
         self.draining = true;
