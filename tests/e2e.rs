@@ -897,3 +897,86 @@ fn killing_the_master_takes_every_worker_down_and_frees_the_port() {
     let rebound = std::net::TcpListener::bind(server.addr);
     assert!(rebound.is_ok(), "port still held: {rebound:?}");
 }
+
+/// Polls `path` (bounded) until it holds `text`; returns its contents.
+fn wait_for_file(path: &Path, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let contents = std::fs::read_to_string(path).unwrap_or_default();
+        if contents.contains(text) {
+            return contents;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no {text:?} in {}:\n{contents}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn usr1_reopens_the_log_files_after_rotation() {
+    let scratch = Scratch::new("usr1");
+    let (access, error) = (scratch.0.join("access.log"), scratch.0.join("error.log"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_txtd"))
+        .arg(sample_site())
+        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .arg("--access-log")
+        .arg(&access)
+        .arg("--error-log")
+        .arg(&error)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = wait_for_file(&error, "worker 1 started");
+    let log = if log.contains("worker 0 started") {
+        log
+    } else {
+        wait_for_file(&error, "worker 0 started")
+    };
+    let addr: SocketAddr = log
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let get = |target: &str| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        Response::parse(&out, false).0.status
+    };
+    assert_eq!(get("/hello.txt"), 200);
+    wait_for_file(&access, "/hello.txt");
+    std::fs::rename(&access, scratch.0.join("access.log.1")).unwrap();
+    std::fs::rename(&error, scratch.0.join("error.log.1")).unwrap();
+    let status = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_file(&error, "reopened the log files");
+    // Workers reopen when their signal arrives; ask until a line lands.
+    let start = Instant::now();
+    while !std::fs::read_to_string(&access)
+        .unwrap_or_default()
+        .contains("/unicode.txt")
+    {
+        assert!(start.elapsed() < TIMEOUT, "the access log was not reopened");
+        assert_eq!(get("/unicode.txt"), 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rotated = std::fs::read_to_string(scratch.0.join("access.log.1")).unwrap();
+    assert!(rotated.contains("/hello.txt"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let errors = std::fs::read_to_string(&error).unwrap_or_default();
+    assert!(!errors.contains("panicked"), "{errors}");
+}

@@ -15,8 +15,8 @@ use txtd_core::date::http_date;
 pub enum AccessLog {
     /// Standard output.
     Stdout,
-    /// A file opened for appending.
-    File(File),
+    /// A file opened for appending, and its path for reopening.
+    File(File, std::path::PathBuf),
 }
 
 impl AccessLog {
@@ -33,7 +33,19 @@ impl AccessLog {
             .create(true)
             .append(true)
             .open(path)
-            .map(Self::File)
+            .map(|file| Self::File(file, path.to_owned()))
+    }
+
+    /// Opens the file again by its path (SIGUSR1, after log rotation).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened; the old one stays in use.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        if let Self::File(file, path) = self {
+            *file = File::options().create(true).append(true).open(&*path)?;
+        }
+        Ok(())
     }
 
     /// Writes the line for one exchange, in one `write`.
@@ -42,7 +54,7 @@ impl AccessLog {
         // A full disk must not stop serving: the line is lost.
         let _ = match self {
             Self::Stdout => io::stdout().lock().write_all(&line),
-            Self::File(file) => file.write_all(&line),
+            Self::File(file, _) => file.write_all(&line),
         };
     }
 }

@@ -4,13 +4,15 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::sys;
 
-static FILE: OnceLock<File> = OnceLock::new();
+/// The log file and its path, or `None` for stderr. The processes are
+/// single-threaded; the lock only satisfies `static`.
+static FILE: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 
 /// Sends later lines to `path` instead of stderr.
 ///
@@ -19,8 +21,26 @@ static FILE: OnceLock<File> = OnceLock::new();
 /// The file cannot be opened for appending.
 pub fn open(path: &Path) -> std::io::Result<()> {
     let file = File::options().create(true).append(true).open(path)?;
-    let _ = FILE.set(file);
+    if let Ok(mut slot) = FILE.lock() {
+        *slot = Some((path.to_owned(), file));
+    }
     Ok(())
+}
+
+/// Opens the log file again by its path (SIGUSR1, after log rotation).
+///
+/// # Errors
+///
+/// The file cannot be opened; the old one stays in use.
+pub fn reopen() -> std::io::Result<()> {
+    let path = match FILE.lock() {
+        Ok(slot) => slot.as_ref().map(|(path, _)| path.clone()),
+        Err(_) => None,
+    };
+    match path {
+        Some(path) => open(&path),
+        None => Ok(()),
+    }
 }
 
 /// Writes one line at `level`.
@@ -28,8 +48,9 @@ pub fn write(level: &str, message: std::fmt::Arguments<'_>) {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now());
     let line = format!("{stamp} [{level}] {}: {message}\n", sys::getpid());
     // A log that cannot be written has nowhere to report to: drop the line.
-    let _ = match FILE.get() {
-        Some(mut file) => file.write_all(line.as_bytes()),
+    let mut slot = FILE.lock().ok();
+    let _ = match slot.as_mut().and_then(|s| s.as_mut()) {
+        Some((_, file)) => file.write_all(line.as_bytes()),
         None => std::io::stderr().lock().write_all(line.as_bytes()),
     };
 }

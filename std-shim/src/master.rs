@@ -243,6 +243,14 @@ impl Master {
                 sys::SIGCHLD => self.reap(),
                 sys::SIGTERM | sys::SIGQUIT => self.begin_stop(Stop::Graceful),
                 sys::SIGINT => self.begin_stop(Stop::Immediate),
+                sys::SIGUSR1 => {
+                    // After logrotate moved the files: reopen ours, then the workers'.
+                    match crate::error_log::reopen() {
+                        Ok(()) => log_info!("reopened the log files"),
+                        Err(e) => log_error!("reopening the error log: {e}"),
+                    }
+                    self.signal_all(sys::SIGUSR1);
+                }
                 other => log_warn!("ignoring signal {other}: not supported yet"),
             }
         }

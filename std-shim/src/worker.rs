@@ -160,7 +160,7 @@ impl Worker {
             start: Instant::now(),
         };
         let ep = sys::epoll_create()?;
-        let signals = sys::signalfd(&[sys::SIGTERM, sys::SIGQUIT, sys::SIGINT])?;
+        let signals = sys::signalfd(&[sys::SIGTERM, sys::SIGQUIT, sys::SIGINT, sys::SIGUSR1])?;
         sys::epoll_add(ep.as_fd(), signals.as_fd(), epoll::IN, SIGNAL_TOKEN)?;
         let now = clock.now();
         let input_len = setup
@@ -356,10 +356,21 @@ impl Worker {
             match signal {
                 sys::SIGINT => return Ok(true),
                 sys::SIGTERM | sys::SIGQUIT => self.drain(),
+                sys::SIGUSR1 => self.reopen_logs(),
                 _ => {}
             }
         }
         Ok(false)
+    }
+
+    /// Reopens the error and access logs by their paths (log rotation).
+    fn reopen_logs(&mut self) {
+        if let Err(e) = crate::error_log::reopen() {
+            log_error!("reopening the error log: {e}");
+        }
+        if let Some(Err(e)) = self.access_log.as_mut().map(AccessLog::reopen) {
+            log_error!("reopening the access log: {e}");
+        }
     }
 
     /// Stops accepting and lets the connections finish.
