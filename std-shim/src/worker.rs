@@ -168,22 +168,26 @@ impl Worker {
             .limits
             .max_head
             .saturating_add(setup.conn.max_path);
-        let slots = (0..setup.max_conns)
-            .map(|_| {
-                // Allocated once for the life of the worker: the slots never
-                // grow or shrink, and every Conn reuses its buffers.
-                let input: &'static mut [u8] = Box::leak(vec![0u8; input_len].into_boxed_slice());
-                let output: &'static mut [u8] = Box::leak(vec![0u8; OUTPUT_LEN].into_boxed_slice());
-                Slot {
-                    conn: Conn::new(input, output, setup.conn, now),
-                    socket: None,
-                    peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-                    readable: false,
-                    writable: false,
-                    shut_down: false,
-                    again: false,
-                    deadline_ms: None,
-                }
+        // Allocated once for the life of the worker, in one block per kind:
+        // a block this large is mapped fresh from the kernel, so a slot's
+        // pages become resident only once a connection uses them.
+        let inputs: &'static mut [u8] =
+            Box::leak(vec![0u8; input_len.saturating_mul(setup.max_conns)].into_boxed_slice());
+        let outputs: &'static mut [u8] =
+            Box::leak(vec![0u8; OUTPUT_LEN.saturating_mul(setup.max_conns)].into_boxed_slice());
+        let slots = inputs
+            .chunks_exact_mut(input_len.max(1))
+            .zip(outputs.chunks_exact_mut(OUTPUT_LEN))
+            .take(setup.max_conns)
+            .map(|(input, output)| Slot {
+                conn: Conn::new(input, output, setup.conn, now),
+                socket: None,
+                peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                readable: false,
+                writable: false,
+                shut_down: false,
+                again: false,
+                deadline_ms: None,
             })
             .collect();
         let mut worker = Self {
