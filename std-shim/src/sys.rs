@@ -632,6 +632,9 @@ pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
     })
 }
 
+/// Longest path [`open_beneath`] takes, with its NUL.
+const PATH_MAX: usize = libc::PATH_MAX as usize;
+
 /// Opens `path` beneath the directory `dir`, never leaving it and never
 /// following a symlink: `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
 /// RESOLVE_NO_MAGICLINKS)`, or a walk of `O_NOFOLLOW` opens one component
@@ -650,7 +653,15 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &[u8], o_path: bool) -> io::Resul
         libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW
     };
     let path = if path.is_empty() { b"." as &[u8] } else { path };
-    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+    // NUL-terminated on the stack: a request's path costs no allocation.
+    let mut buf = [0u8; PATH_MAX];
+    let c = buf
+        .get_mut(..path.len().saturating_add(1))
+        .and_then(|room| {
+            room.get_mut(..path.len())?.copy_from_slice(path);
+            std::ffi::CStr::from_bytes_with_nul(room).ok()
+        })
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
     // SAFETY: open_how is plain data; all-zero is valid (no mode, no flags).
     let mut how: libc::open_how = unsafe { zeroed() };
     how.flags = u64::try_from(flags).unwrap_or(0);
