@@ -12,11 +12,17 @@ use txtd_core::Exchange;
 use txtd_core::date::http_date;
 
 /// Where access lines go.
-pub enum AccessLog {
+enum Sink {
     /// Standard output.
     Stdout,
     /// A file opened for appending, and its path for reopening.
     File(File, std::path::PathBuf),
+}
+
+/// The access log: its sink and a line buffer reused for every request.
+pub struct AccessLog {
+    sink: Sink,
+    line: Vec<u8>,
 }
 
 impl AccessLog {
@@ -26,14 +32,16 @@ impl AccessLog {
     ///
     /// The file cannot be opened for appending.
     pub fn open(path: &Path) -> io::Result<Self> {
-        if path.as_os_str() == "-" {
-            return Ok(Self::Stdout);
-        }
-        File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(|file| Self::File(file, path.to_owned()))
+        let sink = if path.as_os_str() == "-" {
+            Sink::Stdout
+        } else {
+            let file = File::options().create(true).append(true).open(path)?;
+            Sink::File(file, path.to_owned())
+        };
+        Ok(Self {
+            sink,
+            line: Vec::with_capacity(1024),
+        })
     }
 
     /// Opens the file again by its path (SIGUSR1, after log rotation).
@@ -42,7 +50,7 @@ impl AccessLog {
     ///
     /// The file cannot be opened; the old one stays in use.
     pub fn reopen(&mut self) -> io::Result<()> {
-        if let Self::File(file, path) = self {
+        if let Sink::File(file, path) = &mut self.sink {
             *file = File::options().create(true).append(true).open(&*path)?;
         }
         Ok(())
@@ -50,18 +58,19 @@ impl AccessLog {
 
     /// Writes the line for one exchange, in one `write`.
     pub fn write(&mut self, peer: &SocketAddr, unix_secs: u64, exchange: &Exchange<'_>) {
-        let line = format_line(peer, unix_secs, exchange);
+        format_line(&mut self.line, peer, unix_secs, exchange);
         // A full disk must not stop serving: the line is lost.
-        let _ = match self {
-            Self::Stdout => io::stdout().lock().write_all(&line),
-            Self::File(file, _) => file.write_all(&line),
+        let _ = match &mut self.sink {
+            Sink::Stdout => io::stdout().lock().write_all(&self.line),
+            Sink::File(file, _) => file.write_all(&self.line),
         };
     }
 }
 
-/// One Combined Log Format line, newline included.
-pub fn format_line(peer: &SocketAddr, unix_secs: u64, exchange: &Exchange<'_>) -> Vec<u8> {
-    let mut line = Vec::with_capacity(256);
+/// Replaces `line` with one Combined Log Format line, newline included
+/// (no allocation once `line` has grown to a line's size).
+pub fn format_line(line: &mut Vec<u8>, peer: &SocketAddr, unix_secs: u64, exchange: &Exchange<'_>) {
+    line.clear();
     let _ = write!(line, "{} - - [", peer.ip());
     // Rearranged from the IMF-fixdate `Www, DD Mon YYYY HH:MM:SS GMT` that
     // core already forms: `DD/Mon/YYYY:HH:MM:SS +0000`.
@@ -72,18 +81,18 @@ pub fn format_line(peer: &SocketAddr, unix_secs: u64, exchange: &Exchange<'_>) -
     }
     line.extend_from_slice(date.get(17..25).unwrap_or_default());
     line.extend_from_slice(b" +0000] \"");
-    escape(&mut line, exchange.request_line);
-    let bytes = if exchange.body_len == 0 {
-        "-".to_owned()
+    escape(line, exchange.request_line);
+    let _ = write!(line, "\" {} ", exchange.status.code());
+    if exchange.body_len == 0 {
+        line.push(b'-');
     } else {
-        exchange.body_len.to_string()
-    };
-    let _ = write!(line, "\" {} {bytes} \"", exchange.status.code());
-    escape_or_dash(&mut line, exchange.referer);
+        let _ = write!(line, "{}", exchange.body_len);
+    }
+    line.extend_from_slice(b" \"");
+    escape_or_dash(line, exchange.referer);
     line.extend_from_slice(b"\" \"");
-    escape_or_dash(&mut line, exchange.user_agent);
+    escape_or_dash(line, exchange.user_agent);
     line.extend_from_slice(b"\"\n");
-    line
 }
 
 fn escape_or_dash(line: &mut Vec<u8>, value: Option<&[u8]>) {
@@ -125,7 +134,8 @@ mod tests {
             complete: true,
         };
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let line = format_line(&peer, 1_764_064_800, &exchange);
+        let mut line = b"previous line".to_vec();
+        format_line(&mut line, &peer, 1_764_064_800, &exchange);
         assert_eq!(
             String::from_utf8(line).unwrap(),
             "127.0.0.1 - - [25/Nov/2025:10:00:00 +0000] \"GET /a\\\"b\\x1B HTTP/1.1\" 200 1234 \"-\" \"curl/8.5.0\"\n"
