@@ -10,270 +10,15 @@
     reason = "tests fail loudly"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn sample_site() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/site")
-}
-
-/// A running server; killed (master by pid, workers by their parent-death
-/// signal) when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(root: &Path, extra: &[&str]) -> Self {
-        let workers: usize = extra
-            .iter()
-            .position(|&a| a == "--workers")
-            .map_or(2, |i| extra[i + 1].parse().unwrap());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_txtd"));
-        command.arg(root).args(["--listen", "127.0.0.1:0"]);
-        if !extra.contains(&"--workers") {
-            command.args(["--workers", "2"]);
-        }
-        let mut child = command
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let log = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(TIMEOUT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start: {}", stderr.lock().unwrap());
-            }
-        };
-        let server = Self {
-            child,
-            addr,
-            stderr,
-        };
-        server.wait_for_workers(workers);
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The master's children, from /proc.
-    fn workers(&self) -> Vec<u32> {
-        let path = format!("/proc/{0}/task/{0}/children", self.pid());
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-
-    fn wait_for_workers(&self, n: usize) {
-        let start = Instant::now();
-        while self.workers().len() != n || self.stderr().matches("worker").count() < n {
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "expected {n} workers, have {:?}",
-                self.workers()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits (bounded) until the server's stderr holds `text`.
-    fn wait_for_log(&self, text: &str) {
-        let start = Instant::now();
-        while !self.stderr().contains(text) {
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "no {text:?} in:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-        stream
-    }
-
-    /// Sends `raw` on a new connection and reads until the server closes.
-    fn raw(&self, raw: &[u8]) -> Vec<u8> {
-        let mut stream = self.connect();
-        stream.write_all(raw).unwrap();
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out);
-        out
-    }
-
-    /// A `GET` (or other method) with `Connection: close`.
-    fn request(&self, method: &str, target: &str) -> Response {
-        let raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        Response::parse(&self.raw(raw.as_bytes()), method == "HEAD").0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self.stderr();
-        if !std::thread::panicking() {
-            assert!(!stderr.contains("panicked"), "server panicked:\n{stderr}");
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Response {
-    /// Parses one response from the front of `bytes`; returns it and the
-    /// bytes after it.
-    fn parse(bytes: &[u8], is_head: bool) -> (Self, &[u8]) {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(bytes)));
-        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
-        let status = head[9..12].parse().unwrap();
-        let rest = &bytes[end + 4..];
-        let len = if is_head || status == 304 || status == 204 {
-            0
-        } else {
-            header(&head, "content-length").map_or(rest.len(), |v| v.parse().unwrap())
-        };
-        (
-            Self {
-                status,
-                head,
-                body: rest[..len].to_vec(),
-            },
-            &rest[len..],
-        )
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        header(&self.head, name)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// Reads `count` responses to GETs from a keep-alive connection.
-fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<Response> {
-    read_responses_to(stream, &vec![false; count])
-}
-
-/// Reads one response per entry of `is_head` (true: to a HEAD, no body).
-fn read_responses_to(stream: &mut TcpStream, is_head: &[bool]) -> Vec<Response> {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 65536];
-    for _ in 0..100_000 {
-        while out.len() < is_head.len() {
-            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                break;
-            };
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let len: usize = if is_head[out.len()] {
-                0
-            } else {
-                header(&head, "content-length").map_or(0, |v| v.parse().unwrap())
-            };
-            if buf.len() < end + 4 + len {
-                break;
-            }
-            let (response, rest) = Response::parse(&buf, is_head[out.len()]);
-            out.push(response);
-            buf = rest.to_vec();
-        }
-        if out.len() == is_head.len() {
-            assert!(buf.is_empty(), "unexpected bytes after the responses");
-            return out;
-        }
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed after {} responses", out.len());
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    panic!("too many reads");
-}
-
-/// Whether process `pid` still runs (a zombie waiting for its reaper does not).
-fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("txtd-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::*;
 
 #[test]
 fn a_file_is_served_as_an_escaped_html_page() {
@@ -517,11 +262,7 @@ fn the_master_keeps_exactly_n_workers_and_replaces_a_killed_one() {
     let before = server.workers();
     assert_eq!(before.len(), 3);
     let victim = before[0];
-    let status = Command::new("kill")
-        .args(["-KILL", &victim.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal_pid(victim, "KILL");
     let start = Instant::now();
     loop {
         let now = server.workers();
@@ -545,19 +286,8 @@ fn term_stops_with_exit_code_zero_and_no_worker_left() {
     idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     assert_eq!(read_responses(&mut idle, 1)[0].status, 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let code = loop {
-        if let Some(code) = server.child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(start.elapsed() < TIMEOUT, "master still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    server.signal("TERM");
+    let code = server.wait_exit();
     assert_eq!(code.code(), Some(0));
     for pid in workers {
         assert!(!is_alive(pid), "worker {pid} outlived the master");
@@ -713,11 +443,7 @@ fn a_graceful_stop_finishes_the_response_in_flight() {
     let mut first = [0u8; 4096];
     let n = stream.read(&mut first).unwrap();
     assert!(n > 0);
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal("TERM");
     // New connections are refused once every process closed its listener.
     let start = Instant::now();
     while TcpStream::connect(server.addr).is_ok() {
@@ -740,14 +466,7 @@ fn a_graceful_stop_finishes_the_response_in_flight() {
             .unwrap()
     );
     assert!(after.is_empty());
-    let start = Instant::now();
-    let code = loop {
-        if let Some(code) = server.child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(start.elapsed() < TIMEOUT, "master still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = server.wait_exit();
     assert_eq!(code.code(), Some(0));
 }
 
@@ -758,16 +477,8 @@ fn the_pid_file_names_the_master_and_goes_away_on_stop() {
     let mut server = Server::start(&sample_site(), &["--pid-file", pid_file.to_str().unwrap()]);
     let written = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(written.trim(), server.pid().to_string());
-    let status = Command::new("kill")
-        .args(["-INT", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < TIMEOUT, "master still running after INT");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.signal("INT");
+    server.wait_exit();
     assert!(!pid_file.exists());
 }
 
@@ -815,19 +526,8 @@ fn a_stop_gives_up_on_a_stuck_client_after_the_drain_timeout() {
         .unwrap();
     let mut first = [0u8; 16];
     assert!(stuck.read(&mut first).unwrap() > 0);
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let code = loop {
-        if let Some(code) = server.child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(start.elapsed() < TIMEOUT, "master still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    server.signal("TERM");
+    let code = server.wait_exit();
     assert_eq!(code.code(), Some(0));
     server.wait_for_log("drain timeout passed");
     for pid in workers {
@@ -957,11 +657,7 @@ fn usr1_reopens_the_log_files_after_rotation() {
     wait_for_file(&access, "/hello.txt");
     std::fs::rename(&access, scratch.0.join("access.log.1")).unwrap();
     std::fs::rename(&error, scratch.0.join("error.log.1")).unwrap();
-    let status = Command::new("kill")
-        .args(["-USR1", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal_pid(child.id(), "USR1");
     wait_for_file(&error, "reopened the log files");
     // Workers reopen when their signal arrives; ask until a line lands.
     let start = Instant::now();

@@ -11,15 +11,15 @@
     reason = "tests fail loudly"
 )]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+use common::*;
 
 /// How long a fresh client may wait for its answer while the server is
 /// under attack: a bound on the wait, not a measure of speed.
@@ -38,10 +38,6 @@ fn many_sockets() -> std::sync::MutexGuard<'static, ()> {
     MANY_SOCKETS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn sample_site() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/site")
 }
 
 /// Whether this process may open `n` descriptors; prints a note when not,
@@ -63,164 +59,31 @@ fn can_open(n: u64) -> bool {
     }
 }
 
-/// A running server; killed (master by pid, workers by their parent-death
-/// signal) when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
+/// A keep-alive connection that made one request and read its answer.
+fn idle_keep_alive(server: &Server) -> TcpStream {
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut stream, 1)[0].status, 200);
+    stream
 }
 
-impl Server {
-    fn start(root: &Path, extra: &[&str]) -> Self {
-        Self::start_in(Command::new(env!("CARGO_BIN_EXE_txtd")), root, extra)
-    }
-
-    /// Starts the server with its `RLIMIT_NOFILE` lowered to `nofile` by
-    /// the shell that then becomes it (`exec`), so its pid is the master's.
-    fn start_with_nofile(nofile: u32, root: &Path, extra: &[&str]) -> Self {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_txtd"));
-        Self::start_in(command, root, extra)
-    }
-
-    fn start_in(mut command: Command, root: &Path, extra: &[&str]) -> Self {
-        let workers: usize = extra
-            .iter()
-            .position(|&a| a == "--workers")
-            .map_or(2, |i| extra[i + 1].parse().unwrap());
-        command.arg(root).args(["--listen", "127.0.0.1:0"]);
-        if !extra.contains(&"--workers") {
-            command.args(["--workers", "2"]);
-        }
-        let mut child = command
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let log = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(TIMEOUT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start: {}", stderr.lock().unwrap());
-            }
-        };
-        let server = Self {
-            child,
-            addr,
-            stderr,
-        };
-        server.wait_for_workers(workers);
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The master's children, from /proc.
-    fn workers(&self) -> Vec<u32> {
-        let path = format!("/proc/{0}/task/{0}/children", self.pid());
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-
-    fn wait_for_workers(&self, n: usize) {
-        let start = Instant::now();
-        while self.workers().len() != n || self.stderr().matches("worker").count() < n {
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "expected {n} workers, have {:?}",
-                self.workers()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-        stream
-    }
-
-    /// A keep-alive connection that made one request and read its answer.
-    fn idle_keep_alive(&self) -> TcpStream {
-        let mut stream = self.connect();
-        stream
-            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let (status, _) = read_response(&mut stream);
-        assert_eq!(status, 200);
-        stream
-    }
-
-    /// The status a fresh `Connection: close` client gets, waiting at most
-    /// `wait` for the answer to begin.
-    fn fresh_status(&self, wait: Duration) -> u16 {
-        let mut stream = self.connect();
-        stream.set_read_timeout(Some(wait)).unwrap();
-        stream
-            .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = Vec::new();
-        let mut chunk = [0u8; 4096];
-        // Bounded: hello.txt is small; stop at the close or a timeout.
-        for _ in 0..64 {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-            }
-        }
-        status_of(&out).unwrap_or_else(|| {
-            panic!(
-                "no answer to a fresh client within {wait:?}: {:?}",
-                String::from_utf8_lossy(&out)
-            )
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self.stderr();
-        if !std::thread::panicking() {
-            assert!(!stderr.contains("panicked"), "server panicked:\n{stderr}");
-        }
-    }
+/// The status a fresh `Connection: close` client gets, waiting at most
+/// `wait` for the answer to begin.
+fn fresh_status(server: &Server, wait: Duration) -> u16 {
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Bounded: hello.txt is small; stop at the close or a timeout.
+    let out = read_until_close(&mut stream, wait);
+    status_of(&out).unwrap_or_else(|| {
+        panic!(
+            "no answer to a fresh client within {wait:?}: {:?}",
+            String::from_utf8_lossy(&out)
+        )
+    })
 }
 
 /// The status code of the response at the front of `bytes`, if a status
@@ -231,33 +94,6 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
         return None;
     }
     std::str::from_utf8(&line[9..12]).ok()?.parse().ok()
-}
-
-/// Reads one response with a `Content-Length` from a keep-alive stream;
-/// returns its status and head.
-fn read_response(stream: &mut TcpStream) -> (u16, String) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    for _ in 0..1_000 {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (n, v) = l.split_once(':')?;
-                    n.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return (status_of(&buf).unwrap(), head);
-            }
-        }
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before a whole response");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    panic!("too many reads");
 }
 
 /// Reads until the server closes or `wait` passes; returns what came.
@@ -295,9 +131,9 @@ fn a_thousand_idle_keep_alive_connections_do_not_lock_out_a_new_client() {
     let server = Server::start(&sample_site(), &["--workers", "2", "--max-conns", "512"]);
     let mut idle = Vec::with_capacity(1_000);
     for _ in 0..1_000 {
-        idle.push(server.idle_keep_alive());
+        idle.push(idle_keep_alive(&server));
     }
-    assert_eq!(server.fresh_status(SERVED_WITHIN), 200);
+    assert_eq!(fresh_status(&server, SERVED_WITHIN), 200);
     drop(idle);
 }
 
@@ -316,12 +152,12 @@ fn a_thousand_connections_closed_without_a_byte_leave_service_intact() {
         }
         drop(stream);
     }
-    assert_eq!(server.fresh_status(TIMEOUT), 200);
-    let mut again = server.idle_keep_alive();
+    assert_eq!(fresh_status(&server, TIMEOUT), 200);
+    let mut again = idle_keep_alive(&server);
     again
         .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    assert_eq!(read_response(&mut again).0, 200);
+    assert_eq!(read_responses(&mut again, 1)[0].status, 200);
 }
 
 #[test]
@@ -375,7 +211,7 @@ fn header_drip_from_three_hundred_connections_does_not_lock_out_a_new_client() {
     let start = Instant::now();
     let mut served = 0;
     while start.elapsed() < ATTACK {
-        assert_eq!(server.fresh_status(SERVED_WITHIN), 200);
+        assert_eq!(fresh_status(&server, SERVED_WITHIN), 200);
         served += 1;
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -389,8 +225,8 @@ fn header_drip_from_three_hundred_connections_does_not_lock_out_a_new_client() {
 #[test]
 fn idle_keep_alive_connections_holding_every_slot_make_way_for_a_new_client() {
     let server = Server::start(&sample_site(), &["--max-conns", "4", "--workers", "1"]);
-    let mut idle: Vec<TcpStream> = (0..4).map(|_| server.idle_keep_alive()).collect();
-    assert_eq!(server.fresh_status(TIMEOUT), 200);
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| idle_keep_alive(&server)).collect();
+    assert_eq!(fresh_status(&server, TIMEOUT), 200);
     // The one idle longest gave up its slot: the server closed it.
     let closed = idle
         .iter_mut()
@@ -415,7 +251,7 @@ fn slow_heads_holding_every_slot_make_way_and_the_slowest_gets_408() {
         .collect();
     // Let the worker accept and read all four before the fifth arrives.
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(server.fresh_status(Duration::from_secs(5)), 200);
+    assert_eq!(fresh_status(&server, Duration::from_secs(5)), 200);
     let answer = read_until_close(&mut heads[0], TIMEOUT);
     assert_eq!(
         status_of(&answer),
@@ -461,7 +297,7 @@ fn running_out_of_descriptors_pauses_accepting_and_service_recovers() {
         "the worker used {used} ticks in 2 s with accept failing"
     );
     drop(held);
-    assert_eq!(server.fresh_status(TIMEOUT), 200);
+    assert_eq!(fresh_status(&server, TIMEOUT), 200);
 }
 
 /// User plus system CPU time of a process, in clock ticks (1/100 s on
