@@ -67,6 +67,14 @@ struct Slot {
     deadline_ms: Option<u64>,
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The clocks, read once per step.
 struct Clock {
     start: Instant,
@@ -134,7 +142,7 @@ struct Worker {
     clock: Clock,
     master: sys::Pid,
     /// When an orphaned worker gives up on its connections.
-    drain_deadline: Option<Instant>,
+    drain_deadline_ms: Option<u64>,
 }
 
 /// Runs a worker until it is told to stop; returns the exit code.
@@ -203,7 +211,7 @@ impl Worker {
             access_log: setup.access_log,
             clock,
             master: setup.master,
-            drain_deadline: None,
+            drain_deadline_ms: None,
         };
         worker.start_accepting()?;
         log_info!("worker {} started", setup.slot);
@@ -242,31 +250,24 @@ impl Worker {
 
     fn run(&mut self) -> io::Result<()> {
         let mut events = vec![sys::Event::EMPTY; 256];
+        // When the loop must wake even without events (None: never).
+        let mut next_wake_ms: Option<u64> = None;
         loop {
             if self.draining && self.active() == 0 {
                 log_info!("worker drained, exiting");
                 return Ok(());
             }
-            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = self.clock.now().monotonic_ms;
+            if self.drain_deadline_ms.is_some_and(|d| now >= d) {
                 log_warn!(
                     "master gone and drain time over, exiting with {} connections",
                     self.active()
                 );
                 return Ok(());
             }
-            let timeout = match self.drain_deadline {
-                Some(d) => {
-                    let left =
-                        i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
-                            .unwrap_or(i32::MAX)
-                            .saturating_add(1);
-                    match self.timeout_ms() {
-                        -1 => left,
-                        t => t.min(left),
-                    }
-                }
-                None => self.timeout_ms(),
-            };
+            let timeout = next_wake_ms.map_or(-1, |t| {
+                i32::try_from(t.saturating_sub(now)).unwrap_or(i32::MAX)
+            });
             let n = sys::epoll_wait(self.ep.as_fd(), &mut events, timeout)?;
             for event in events.iter().take(n) {
                 match event.token() {
@@ -294,8 +295,8 @@ impl Worker {
                     }
                 }
             }
-            self.drive_due();
             self.resume_accepting();
+            next_wake_ms = self.drive_due();
         }
     }
 
@@ -324,26 +325,13 @@ impl Worker {
         self.paused_until_ms = Some(now.saturating_add(ACCEPT_PAUSE_MS));
     }
 
-    /// Milliseconds until the next deadline or 0 if work is waiting.
-    fn timeout_ms(&self) -> i32 {
+    /// Drives every connection whose deadline passed or that has work, and
+    /// returns when the loop must wake next: the earliest connection
+    /// deadline, accept pause or orphan drain deadline (now, if work waits).
+    /// One pass over the slots serves both.
+    fn drive_due(&mut self) -> Option<u64> {
         let now = self.clock.now().monotonic_ms;
-        let mut next: Option<u64> = self.paused_until_ms;
-        for slot in self.slots.iter().filter(|s| s.socket.is_some()) {
-            if slot.again {
-                return 0;
-            }
-            if let Some(d) = slot.deadline_ms {
-                next = Some(next.map_or(d, |n| n.min(d)));
-            }
-        }
-        next.map_or(-1, |d| {
-            i32::try_from(d.saturating_sub(now)).unwrap_or(i32::MAX)
-        })
-    }
-
-    /// Drives every connection whose deadline passed or that has work.
-    fn drive_due(&mut self) {
-        let now = self.clock.now().monotonic_ms;
+        let mut next = earliest(self.paused_until_ms, self.drain_deadline_ms);
         for index in 0..self.slots.len() {
             let due = self.slots.get(index).is_some_and(|s| {
                 s.socket.is_some() && (s.again || s.deadline_ms.is_some_and(|d| d <= now))
@@ -351,7 +339,18 @@ impl Worker {
             if due {
                 self.drive(index);
             }
+            if let Some(slot) = self.slots.get(index).filter(|s| s.socket.is_some()) {
+                next = earliest(
+                    next,
+                    if slot.again {
+                        Some(now)
+                    } else {
+                        slot.deadline_ms
+                    },
+                );
+            }
         }
+        next
     }
 
     /// Handles pending signals; returns whether to exit at once.
@@ -385,7 +384,13 @@ impl Worker {
         if sys::getppid() != self.master {
             // Nobody will SIGKILL an orphan at the drain timeout: bound it here.
             log_warn!("master gone, draining for at most {ORPHAN_DRAIN:?}");
-            self.drain_deadline = Some(Instant::now() + ORPHAN_DRAIN);
+            let orphan_drain_ms = u64::try_from(ORPHAN_DRAIN.as_millis()).unwrap_or(u64::MAX);
+            self.drain_deadline_ms = Some(
+                self.clock
+                    .now()
+                    .monotonic_ms
+                    .saturating_add(orphan_drain_ms),
+            );
         }
         self.stop_accepting();
         self.draining = true;
