@@ -958,19 +958,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             .input
             .get(self.recv_cap..self.recv_cap + self.path_len)
             .unwrap_or_default();
-        let name = body::file_name(path);
-        let mut at = html::write_page_prologue(name, body_area).ok()?;
-        let text = raw.get(..got)?;
-        let mut escaper = html::Escaper::new();
-        let (consumed, written) = escaper.escape(text, body_area.get_mut(at..)?, true);
-        if consumed < text.len() || !escaper.is_empty() {
-            return None;
-        }
-        at += written;
-        body_area
-            .get_mut(at..at + html::PAGE_EPILOGUE.len())?
-            .copy_from_slice(html::PAGE_EPILOGUE);
-        at += html::PAGE_EPILOGUE.len();
+        let at = html::write_page(path, raw.get(..got)?, body_area).ok()?;
         // The page is the text that was there; a file that grew is cut at
         // the looked-up length, one that shrank is rendered as it is.
         prepared.source = Source::File { len: got as u64 };

@@ -570,17 +570,23 @@ fn sum(lens: &[usize]) -> usize {
         .fold(0usize, |sum, &len| sum.saturating_add(len))
 }
 
-/// The length of the whole page of a file named `name` holding `text`.
+/// The name a file page carries in its title: the path's last segment.
+pub(crate) fn file_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
+/// The length of the whole page of the file at normalised `path` holding
+/// `text`.
 ///
 /// For a cache of rendered pages (see [`crate::Site::page`]): the same
 /// bytes as core streams for that file.
-pub fn page_len(name: &[u8], text: &[u8]) -> u64 {
-    let frame = page_prologue_len(name).saturating_add(PAGE_EPILOGUE.len()) as u64;
+pub fn page_len(path: &[u8], text: &[u8]) -> u64 {
+    let frame = page_prologue_len(file_name(path)).saturating_add(PAGE_EPILOGUE.len()) as u64;
     frame.saturating_add(Escaper::new().measure(text, true))
 }
 
-/// Writes the whole page of a file named `name` holding `text`; returns
-/// its length, which is [`page_len`].
+/// Writes the whole page of the file at normalised `path` holding `text`;
+/// returns its length, which is [`page_len`].
 ///
 /// # Errors
 ///
@@ -592,13 +598,14 @@ pub fn page_len(name: &[u8], text: &[u8]) -> u64 {
 /// use txtd_core::html::{page_len, write_page};
 ///
 /// let mut out = [0u8; 512];
-/// let n = write_page(b"a.txt", b"x < y\n", &mut out)?;
-/// assert_eq!(n as u64, page_len(b"a.txt", b"x < y\n"));
+/// let n = write_page(b"notes/a.txt", b"x < y\n", &mut out)?;
+/// assert_eq!(n as u64, page_len(b"notes/a.txt", b"x < y\n"));
+/// assert!(out[..n].windows(20).any(|w| w == b"<title>a.txt</title>"));
 /// assert!(out[..n].ends_with(b"<pre>\nx &lt; y\n</pre>\n</body>\n</html>\n"));
 /// # Ok::<(), txtd_core::html::Error>(())
 /// ```
-pub fn write_page(name: &[u8], text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-    let mut at = write_page_prologue(name, out)?;
+pub fn write_page(path: &[u8], text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    let mut at = write_page_prologue(file_name(path), out)?;
     let rest = out.get_mut(at..).ok_or(Error::BufferTooSmall)?;
     let (consumed, written) = Escaper::new().escape(text, rest, true);
     if consumed < text.len() {

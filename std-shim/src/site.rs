@@ -7,7 +7,7 @@
 //! File bytes are read with `pread` from that one descriptor.
 //!
 //! Pages of files up to [`MAX_CACHED_FILE`] are rendered once and kept in a
-//! bounded per-worker cache keyed by (device, inode, size, mtime, name), so
+//! bounded per-worker cache keyed by (device, inode, size, mtime, path), so
 //! a hit costs one `O_PATH` open and one `fstat`; a changed file has a new
 //! key and is rendered again. The cached bytes are core's own rendering
 //! ([`txtd_core::html::write_page`]), so they equal what core would stream.
@@ -30,7 +30,8 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// What identifies one version of a file's content.
 type Key = (u64, u64, u64, i64, i64);
-/// A cached page and the file name it was rendered for (it is the title).
+/// A cached page and the path it was rendered for (its last segment is
+/// the title).
 type Cached = (Box<[u8]>, Rc<[u8]>);
 
 /// Rendered pages, evicted oldest first past [`CACHE_BYTES`].
@@ -42,14 +43,14 @@ struct PageCache {
 }
 
 impl PageCache {
-    fn get(&self, key: &Key, name: &[u8]) -> Option<Rc<[u8]>> {
+    fn get(&self, key: &Key, path: &[u8]) -> Option<Rc<[u8]>> {
         self.pages
             .get(key)
-            .filter(|(n, _)| &**n == name)
+            .filter(|(p, _)| &**p == path)
             .map(|(_, page)| Rc::clone(page))
     }
 
-    fn insert(&mut self, key: Key, name: &[u8], page: Rc<[u8]>) {
+    fn insert(&mut self, key: Key, path: &[u8], page: Rc<[u8]>) {
         while self.bytes.saturating_add(page.len()) > CACHE_BYTES {
             let Some(old) = self.order.pop_front() else {
                 break;
@@ -59,7 +60,7 @@ impl PageCache {
             }
         }
         self.bytes = self.bytes.saturating_add(page.len());
-        if let Some((_, replaced)) = self.pages.insert(key, (name.into(), page)) {
+        if let Some((_, replaced)) = self.pages.insert(key, (path.into(), page)) {
             self.bytes = self.bytes.saturating_sub(replaced.len());
         } else {
             self.order.push_back(key);
@@ -115,11 +116,11 @@ fn read_whole(fd: BorrowedFd<'_>, size: u64) -> Option<Vec<u8>> {
     Some(text)
 }
 
-/// The page of a file named `name` holding `text`, as core renders it.
-fn render(name: &[u8], text: &[u8]) -> Option<Rc<[u8]>> {
-    let len = usize::try_from(html::page_len(name, text)).ok()?;
+/// The page of the file at `path` holding `text`, as core renders it.
+fn render(path: &[u8], text: &[u8]) -> Option<Rc<[u8]>> {
+    let len = usize::try_from(html::page_len(path, text)).ok()?;
     let mut page = vec![0u8; len];
-    let written = html::write_page(name, text, &mut page).ok()?;
+    let written = html::write_page(path, text, &mut page).ok()?;
     (written == len).then(|| page.into())
 }
 
@@ -164,10 +165,9 @@ impl Site for FsSite {
         if !seen.is_file && !seen.is_dir {
             return Err(Error::NotFound);
         }
-        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
         let key: Key = (seen.dev, seen.ino, seen.size, seen.mtime, seen.mtime_nsec);
         if seen.is_file
-            && let Some(page) = self.cache.get(&key, name)
+            && let Some(page) = self.cache.get(&key, path)
         {
             return Ok((Handle::Page(page), entry_of(&seen)));
         }
@@ -182,9 +182,9 @@ impl Site for FsSite {
             let key: Key = (stat.dev, stat.ino, stat.size, stat.mtime, stat.mtime_nsec);
             // A file that changes while read is streamed as it is instead.
             if let Some(page) =
-                read_whole(fd.as_fd(), stat.size).and_then(|text| render(name, &text))
+                read_whole(fd.as_fd(), stat.size).and_then(|text| render(path, &text))
             {
-                self.cache.insert(key, name, Rc::clone(&page));
+                self.cache.insert(key, path, Rc::clone(&page));
                 return Ok((Handle::Page(page), entry));
             }
         }

@@ -36,11 +36,6 @@ pub(crate) enum Source {
     Index,
 }
 
-/// The name a file page carries in its title: the path's last segment.
-pub(crate) fn file_name(path: &[u8]) -> &[u8] {
-    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
-}
-
 /// Whether a listed name is shown: dotfiles are hidden.
 fn is_listed(name: &[u8]) -> bool {
     name.first() != Some(&b'.')
@@ -50,7 +45,7 @@ fn is_listed(name: &[u8]) -> bool {
 pub(crate) fn frame_len(source: Source, path: &[u8]) -> u64 {
     let (prologue, epilogue) = match source {
         Source::File { .. } => (
-            html::page_prologue_len(file_name(path)),
+            html::page_prologue_len(html::file_name(path)),
             html::PAGE_EPILOGUE.len(),
         ),
         Source::Index => (html::index_prologue_len(path), html::INDEX_EPILOGUE.len()),
@@ -219,7 +214,7 @@ impl Stream {
                 Part::Prologue => {
                     let (n, len) = match self.source {
                         Source::File { .. } => {
-                            let name = file_name(path);
+                            let name = html::file_name(path);
                             (
                                 html::write_page_prologue_from(name, self.unit, free),
                                 html::page_prologue_len(name),
