@@ -1035,12 +1035,14 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         }
     }
 
-    /// Starts sending a page of `len` bytes that is not in the output buffer.
-    fn start_page(&mut self, prepared: Prepared<S::Handle>, len: u64, site: &mut S) {
-        let (status, content_range, skip, send_len) = self.page_range(&prepared, len);
+    /// The head of a 200 or 206 page response of `len` bytes, and the part
+    /// of the page it announces (bytes to skip, bytes to send); `None` once
+    /// an unsatisfiable Range has been answered with 416.
+    fn page_head(&mut self, prepared: &Prepared<S::Handle>, len: u64) -> Option<(Forge, u64, u64)> {
+        let (status, content_range, skip, send_len) = self.page_range(prepared, len);
         if status == Status::RANGE_NOT_SATISFIABLE {
-            self.unsatisfiable(&prepared, len);
-            return;
+            self.unsatisfiable(prepared, len);
+            return None;
         }
         let head = Head {
             content_length: Some(send_len),
@@ -1051,7 +1053,18 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             connection: connection_field(prepared.keep_alive, prepared.version),
             ..Head::new(status, self.now.unix_secs)
         };
-        let forge = Forge::new(head, Some(prepared.etag), false, false);
+        Some((
+            Forge::new(head, Some(prepared.etag), false, false),
+            skip,
+            send_len,
+        ))
+    }
+
+    /// Starts sending a page of `len` bytes that is not in the output buffer.
+    fn start_page(&mut self, prepared: Prepared<S::Handle>, len: u64, site: &mut S) {
+        let Some((forge, skip, send_len)) = self.page_head(&prepared, len) else {
+            return;
+        };
         let cached = site.page(&prepared.handle).is_some();
         let body = if prepared.is_head || send_len == 0 {
             Body::Done
@@ -1074,22 +1087,10 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
 
     /// Starts sending a page rendered whole into the body area.
     fn start_buffered(&mut self, prepared: Prepared<S::Handle>, len: u64, site: &mut S) {
-        let (status, content_range, skip, send_len) = self.page_range(&prepared, len);
-        if status == Status::RANGE_NOT_SATISFIABLE {
-            self.unsatisfiable(&prepared, len);
+        let Some((mut forge, skip, send_len)) = self.page_head(&prepared, len) else {
             return;
-        }
-        let (room, _) = self.areas();
-        let head = Head {
-            content_length: Some(send_len),
-            content_type: true,
-            last_modified: Some(prepared.entry.modified),
-            accept_ranges: true,
-            content_range,
-            connection: connection_field(prepared.keep_alive, prepared.version),
-            ..Head::new(status, self.now.unix_secs)
         };
-        let mut forge = Forge::new(head, Some(prepared.etag), false, false);
+        let (room, _) = self.areas();
         forge.measure(self.path());
         if forge.total > room {
             // The head outgrew the head room (a small output buffer):
