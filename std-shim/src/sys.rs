@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
@@ -150,10 +150,10 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
         )
     })
     .map_err(context(format_args!("socket for {addr}")))?;
-    set_int_option(fd.as_fd_ref(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+    set_int_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
         .map_err(context(format_args!("SO_REUSEADDR on {addr}")))?;
     if addr.is_ipv6() {
-        set_int_option(fd.as_fd_ref(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)
+        set_int_option(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)
             .map_err(context(format_args!("IPV6_V6ONLY on {addr}")))?;
     }
     let (storage, len) = to_sockaddr(&addr);
@@ -164,17 +164,6 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
     check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })
         .map_err(context(format_args!("listen on {addr}")))?;
     Ok(fd)
-}
-
-/// Borrowing shorthand.
-trait AsFdRef {
-    fn as_fd_ref(&self) -> BorrowedFd<'_>;
-}
-
-impl AsFdRef for OwnedFd {
-    fn as_fd_ref(&self) -> BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(self)
-    }
 }
 
 /// The address a socket is bound to.
@@ -215,7 +204,7 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, SocketAdd
             let peer = from_sockaddr(&storage)?;
             // Responses go out as soon as they are written; Nagle would
             // hold back the tail of a response behind a delayed ACK.
-            set_int_option(fd.as_fd_ref(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+            set_int_option(fd.as_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
             Ok(Some((fd, peer)))
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -820,7 +809,6 @@ fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("txtd-sys-{name}-{}", std::process::id()));

@@ -450,10 +450,9 @@ impl Worker {
                 continue;
             }
             let now = self.clock.now();
-            let pressure = self.free.len() < self.slots.len() / 8;
+            // drive() sets the pressure flag from the slots free right now.
             if let Some(slot) = self.slots.get_mut(slot_index) {
                 slot.conn.reset(now);
-                slot.conn.set_pressure(pressure);
                 slot.socket = Some(socket);
                 slot.peer = peer;
                 slot.readable = true;
