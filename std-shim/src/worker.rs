@@ -412,7 +412,7 @@ impl Worker {
         }
         // Bounded: a burst of connections is shared with the other workers.
         for _ in 0..64 {
-            if self.free.is_empty() && !self.evict_idle() && !self.evict_slowest_head() {
+            if self.free.is_empty() && self.idlest().is_none() && self.slowest_head().is_none() {
                 // No slot: leave the connections queued for other workers
                 // until one of ours frees up. The listeners leave epoll, so
                 // a full backlog cannot wake us again and again.
@@ -435,6 +435,10 @@ impl Worker {
                     return;
                 }
             };
+            // Only a connection that is already here is worth a slot: evict
+            // for it now, never ahead of it (the evicted one could be the
+            // connection accepted a moment ago).
+            self.make_room();
             let Some(slot_index) = self.free.pop() else {
                 return;
             };
@@ -465,10 +469,30 @@ impl Worker {
         }
     }
 
-    /// Frees the slot of the connection idle the longest, if any is idle.
-    fn evict_idle(&mut self) -> bool {
-        let oldest = self
-            .slots
+    /// Frees a slot if none is free: the connection idle the longest, else
+    /// the unfinished head arriving slowest, which gets a best-effort 408
+    /// (RFC 9110 §15.5.9) before the close.
+    fn make_room(&mut self) {
+        if !self.free.is_empty() {
+            return;
+        }
+        if let Some(index) = self.idlest() {
+            self.release(index);
+        } else if let Some(index) = self.slowest_head() {
+            if let Some(slot) = self.slots.get_mut(index) {
+                slot.conn.time_out();
+            }
+            // Writes what of the 408 the socket takes now; the rest is dropped.
+            self.drive(index);
+            if self.slots.get(index).is_some_and(|s| s.socket.is_some()) {
+                self.release(index);
+            }
+        }
+    }
+
+    /// The connection idle the longest, if any is idle.
+    fn idlest(&self) -> Option<usize> {
+        self.slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.socket.is_some())
@@ -476,23 +500,15 @@ impl Worker {
                 Activity::Idle { since_ms } => Some((since_ms, i)),
                 _ => None,
             })
-            .min();
-        match oldest {
-            Some((_, index)) => {
-                self.release(index);
-                true
-            }
-            None => false,
-        }
+            .min()
+            .map(|(_, index)| index)
     }
 
-    /// Frees the slot of the unfinished request head arriving slowest (the
-    /// fewest bytes per millisecond since its first byte), if there is one.
-    /// The client gets a best-effort 408 (RFC 9110 §15.5.9) before the close.
-    fn evict_slowest_head(&mut self) -> bool {
+    /// The unfinished request head arriving slowest (the fewest bytes per
+    /// millisecond since its first byte), if there is one.
+    fn slowest_head(&self) -> Option<usize> {
         let now = self.clock.now().monotonic_ms;
-        let slowest = self
-            .slots
+        self.slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.socket.is_some())
@@ -508,19 +524,8 @@ impl Worker {
                 let left = (*a as u128) * u128::from(*u);
                 let right = (*b as u128) * u128::from(*t);
                 left.cmp(&right)
-            });
-        let Some((_, _, index)) = slowest else {
-            return false;
-        };
-        if let Some(slot) = self.slots.get_mut(index) {
-            slot.conn.time_out();
-        }
-        // Writes what of the 408 the socket takes now; the rest is dropped.
-        self.drive(index);
-        if self.slots.get(index).is_some_and(|s| s.socket.is_some()) {
-            self.release(index);
-        }
-        true
+            })
+            .map(|(_, _, index)| index)
     }
 
     /// Closes a slot's socket and returns it to the free list.
