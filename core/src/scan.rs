@@ -177,8 +177,9 @@ mod tests {
     #[test]
     fn every_byte_in_every_lane_is_classified_like_the_scalar_rule() {
         for b in 0..=255u8 {
-            for lane in 0..19 {
-                let mut buf = [b'a'; 19];
+            // 27 bytes: a 16-byte block, an 8-byte word and a scalar tail.
+            for lane in 0..27 {
+                let mut buf = [b'a'; 27];
                 buf[lane] = b;
                 assert_eq!(
                     find_field_value_stop(&buf),
