@@ -362,55 +362,72 @@ fn request_line(i: &[u8]) -> PResult<'_, (&[u8], &[u8], Version)> {
     Ok((i, (method, target, version)))
 }
 
-/// A field value up to (not including) its line end, trailing whitespace
-/// removed. Leading whitespace is skipped by the caller.
-#[inline(always)]
-fn field_value(i: &[u8]) -> PResult<'_, &[u8]> {
-    let mut pos = 0;
-    loop {
-        let rest = i.get(pos..).unwrap_or_default();
-        let Some(offset) = scan::find_field_value_stop(rest) else {
-            return Err(nom::Err::Incomplete(Needed::Unknown));
-        };
-        pos += offset;
-        match i.get(pos) {
-            Some(b'\t') => pos += 1,
-            Some(b'\r' | b'\n') => break,
-            _ => return fail(Error::InvalidFieldValue),
-        }
-    }
-    let (value, rest) = i.split_at_checked(pos).unwrap_or((i, &[]));
-    Ok((rest, value.trim_ascii_end()))
+/// How a field line ended: at `end`, the first byte after its line end;
+/// its content (terminator excluded) is `len` bytes.
+struct FieldLine<'a> {
+    field: Field<'a>,
+    len: usize,
+    end: usize,
 }
 
-/// field-name ":" OWS field-value OWS (RFC 9112 §5), without the line end.
+/// Why a field line could not be read whole.
+enum Stop {
+    /// The line goes on past the input.
+    Partial,
+    /// The line breaks a rule.
+    Invalid(Error),
+}
+
+/// field-name ":" OWS field-value OWS line-end (RFC 9112 §5), from the
+/// start of `i`.
+///
+/// One function with one cursor rather than a chain of nom parsers: this
+/// runs once per field line, the hottest path of a head, and each parser
+/// layer re-slices the input and wraps its result.
 #[inline(always)]
-fn field_line(i: &[u8]) -> PResult<'_, Field<'_>> {
-    // The field name is the hottest loop of a head: checked four bytes per
-    // branch against the tchar table, then byte by byte to its end.
-    let len = token_len(i);
-    if len == i.len() {
-        return Err(nom::Err::Incomplete(Needed::Unknown));
+fn field_line(i: &[u8]) -> Result<FieldLine<'_>, Stop> {
+    // The field name: checked four bytes per branch against the tchar
+    // table, then byte by byte to its end.
+    let name_len = token_len(i);
+    match i.get(name_len) {
+        Some(b':') if name_len > 0 => {}
+        None => return Err(Stop::Partial),
+        Some(b' ' | b'\t') if name_len == 0 => return Err(Stop::Invalid(Error::ObsoleteFold)),
+        // RFC 9112 §5.1: no whitespace between the field name and the colon.
+        _ => return Err(Stop::Invalid(Error::InvalidFieldName)),
     }
-    if len == 0 {
-        return match i.first() {
-            Some(b' ' | b'\t') => fail(Error::ObsoleteFold),
-            _ => fail(Error::InvalidFieldName),
+    let mut at = name_len + 1;
+    while let Some(b' ' | b'\t') = i.get(at) {
+        at += 1;
+    }
+    let start = at;
+    // The value runs to the first control byte; HTAB is the one allowed.
+    let stop = loop {
+        let rest = i.get(at..).unwrap_or_default();
+        let Some(offset) = scan::find_field_value_stop(rest) else {
+            return Err(Stop::Partial);
         };
-    }
-    let (name, i) = i.split_at_checked(len).unwrap_or((i, &[]));
-    // RFC 9112 §5.1: no whitespace between the field name and the colon.
-    // A slice pattern rather than nom's `tag`: this runs once per field
-    // line, and `tag` is not inlined across the crate boundary.
-    let [b':', i @ ..] = i else {
-        return fail(Error::InvalidFieldName);
+        at += offset;
+        match i.get(at) {
+            Some(b'\t') => at += 1,
+            Some(&stop) => break stop,
+            None => return Err(Stop::Partial),
+        }
     };
-    let start = i.iter().position(|&b| b != b' ' && b != b'\t');
-    let Some(start) = start else {
-        return Err(nom::Err::Incomplete(Needed::Unknown));
+    let end = match (stop, i.get(at + 1)) {
+        (b'\n', _) => at + 1,
+        (b'\r', Some(b'\n')) => at + 2,
+        (b'\r', None) => return Err(Stop::Partial),
+        (b'\r', Some(_)) => return Err(Stop::Invalid(Error::BareCr)),
+        _ => return Err(Stop::Invalid(Error::InvalidFieldValue)),
     };
-    let (i, value) = field_value(i.get(start..).unwrap_or_default())?;
-    Ok((i, Field { name, value }))
+    let name = i.get(..name_len).unwrap_or_default();
+    let value = i.get(start..at).unwrap_or_default().trim_ascii_end();
+    Ok(FieldLine {
+        field: Field { name, value },
+        len: at,
+        end,
+    })
 }
 
 /// Where the head is while it arrives, to pick the limit an incomplete line
@@ -506,16 +523,15 @@ pub fn parse_request<'a, 'f>(
             return Err(Error::TooManyFields);
         }
         let field = match field_line(rest) {
-            Ok((after, field)) => {
-                check_line(rest, after, line, limits)?;
-                match line_end(after) {
-                    Ok((next, ())) => rest = next,
-                    Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
-                    Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
+            Ok(line) => {
+                if line.len > limits.max_field_line {
+                    return Err(Error::FieldLineTooLong);
                 }
-                field
+                rest = rest.get(line.end..).unwrap_or_default();
+                line.field
             }
-            Err(e) => return incomplete_or(e, input, rest, line, limits),
+            Err(Stop::Partial) => return partial(input, rest, line, limits),
+            Err(Stop::Invalid(e)) => return Err(e),
         };
         if let Some(slot) = fields.get_mut(count) {
             *slot = field;
