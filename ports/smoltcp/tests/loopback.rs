@@ -1,0 +1,165 @@
+//! The server over a smoltcp loopback interface: four clients at once on
+//! four slots, over this crate's heap-free `Loopback` and over smoltcp's
+//! own, and one slot serving client after client. Every response must
+//! equal what the Linux binary sends (`demo-expected/`, which
+//! `tests/smoltcp.rs` at the top level keeps equal to the binary's).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+use smoltcp::iface::{SocketSet, SocketStorage};
+use smoltcp::phy::{self, Device, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use txtd_core::conn::Config;
+use txtd_smoltcp::demo::{self, CASES, Case, Client};
+use txtd_smoltcp::{Buffers, Loopback, Server};
+
+type SlotBuffers = Buffers<1024, 2048, 2048, 1024>;
+
+/// Serves `rounds` (each a list of cases fetched at once) with one server
+/// of `SLOTS` slots over `device`; returns, per round, each client's
+/// (name, whether it matched, response).
+fn serve<D: Device, const SLOTS: usize>(
+    device: &mut D,
+    rounds: &[&[&'static Case]],
+) -> Vec<Vec<(&'static str, bool, String)>> {
+    let mut iface = demo::interface(device);
+    let mut storage = [SocketStorage::EMPTY; 8];
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let mut buffers = Box::new([const { SlotBuffers::new() }; SLOTS]);
+    let mut server: Server<'_, _, SLOTS> = Server::new(
+        &mut buffers,
+        &mut sockets,
+        demo::PORT,
+        Config::DEFAULT,
+        1_700_000_000,
+        Instant::ZERO,
+    )
+    .unwrap();
+    let mut site = demo::site();
+    let mut results = Vec::new();
+    for cases in rounds {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|_| {
+                let rx = tcp::SocketBuffer::new(vec![0; 4096]);
+                let tx = tcp::SocketBuffer::new(vec![0; 512]);
+                sockets.add(tcp::Socket::new(rx, tx))
+            })
+            .collect();
+        let mut clients: Vec<Client> = cases
+            .iter()
+            .zip(&handles)
+            .map(|(case, &h)| Client::new(case, h))
+            .collect();
+        let mut got = vec![Vec::new(); cases.len()];
+        demo::run(
+            &mut iface,
+            device,
+            &mut sockets,
+            &mut server,
+            &mut site,
+            &mut clients,
+            60_000,
+            |i, piece| got[i].extend_from_slice(piece),
+        )
+        .unwrap();
+        results.push(
+            clients
+                .iter()
+                .zip(got)
+                .map(|(c, bytes)| {
+                    (
+                        c.case().name,
+                        c.is_ok(),
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    )
+                })
+                .collect(),
+        );
+        for h in handles {
+            sockets.remove(h);
+        }
+    }
+    results
+}
+
+fn all_cases() -> Vec<&'static Case> {
+    CASES.iter().collect()
+}
+
+fn assert_all_match(results: &[Vec<(&str, bool, String)>]) {
+    for (name, ok, response) in results.iter().flatten() {
+        assert!(ok, "{name}: unexpected response:\n{response}");
+    }
+}
+
+#[test]
+fn four_clients_at_once_get_what_the_linux_binary_sends() {
+    let mut device = Loopback::<8, 1500>::new();
+    let results = serve::<_, 4>(&mut device, &[&all_cases()]);
+    assert_eq!(results[0].len(), 4);
+    assert_all_match(&results);
+    assert!(
+        results[0][0]
+            .2
+            .contains("Hello from txtd on smoltcp &amp; a Cortex-M &lt;3")
+    );
+}
+
+#[test]
+fn smoltcps_own_loopback_device_gives_the_same_responses() {
+    let mut device = phy::Loopback::new(Medium::Ip);
+    let ours = serve::<_, 4>(&mut Loopback::<8, 1500>::new(), &[&all_cases()]);
+    let theirs = serve::<_, 4>(&mut device, &[&all_cases()]);
+    assert_all_match(&theirs);
+    let without_date = |r: &String| {
+        r.split("\r\n")
+            .filter(|l| !l.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    for (a, b) in ours[0].iter().zip(&theirs[0]) {
+        assert_eq!(without_date(&a.2), without_date(&b.2), "{}", a.0);
+    }
+}
+
+#[test]
+fn one_slot_serves_one_client_after_another() {
+    let mut device = Loopback::<4, 576>::new();
+    let rounds: Vec<[&'static Case; 1]> = CASES.iter().chain(&CASES).map(|c| [c]).collect();
+    let rounds: Vec<&[&Case]> = rounds.iter().map(|r| &r[..]).collect();
+    let results = serve::<_, 1>(&mut device, &rounds);
+    assert_eq!(results.len(), 8);
+    assert_all_match(&results);
+}
+
+#[test]
+fn a_ring_of_one_small_frame_still_delivers_every_response() {
+    // One frame in flight at a time, and segments of 536 bytes: the pages
+    // go out in several segments, and each waits for the ring.
+    let mut device = Loopback::<1, 576>::new();
+    let results = serve::<_, 4>(&mut device, &[&all_cases()]);
+    assert_all_match(&results);
+}
+
+#[test]
+fn port_zero_is_refused() {
+    let mut storage = [SocketStorage::EMPTY; 1];
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let mut buffers = [const { Buffers::<64, 64, 256, 64>::new() }; 1];
+    let server: Result<Server<'_, txtd_smoltcp::StaticSite, 1>, _> = Server::new(
+        &mut buffers,
+        &mut sockets,
+        0,
+        Config::DEFAULT,
+        0,
+        Instant::ZERO,
+    );
+    assert_eq!(server.err(), Some(txtd_smoltcp::server::Error::PortZero));
+}
