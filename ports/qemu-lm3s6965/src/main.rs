@@ -119,6 +119,14 @@ fn main() -> ! {
         Ok(ms) => hprintln!("txtd-qemu: all clients done after {} simulated ms", ms),
         Err(stuck) => hprintln!("txtd-qemu: clients still waiting after {} ms", stuck.ms),
     }
+    // What one slot costs in RAM: its buffers, its socket (in the socket
+    // storage) and its share of the server (a `Conn` and a handle).
+    hprintln!(
+        "txtd-qemu: RAM per slot: {} B buffers + {} B socket + {} B connection",
+        size_of::<SlotBuffers>(),
+        size_of::<SocketStorage<'_>>(),
+        size_of_val(&server) / SLOTS
+    );
     let ok = ran.is_ok() && passed == CASES.len();
     hprintln!(
         "txtd-qemu: {} of {} requests answered as expected{}",
