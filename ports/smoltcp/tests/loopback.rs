@@ -1,8 +1,9 @@
 //! The server over a smoltcp loopback interface: four clients at once on
 //! four slots, over this crate's heap-free `Loopback` and over smoltcp's
-//! own, and one slot serving client after client. Every response must
-//! equal what the Linux binary sends (`demo-expected/`, which
-//! `tests/smoltcp.rs` at the top level keeps equal to the binary's).
+//! own; one slot serving client after client; keep-alive; an idle client;
+//! a client too many. Responses must equal what the Linux binary sends
+//! (`demo-expected/`, which the top-level `tests/smoltcp.rs` keeps equal to
+//! the binary's).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,7 +30,7 @@ fn serve<D: Device, const SLOTS: usize>(
     rounds: &[&[&'static Case]],
 ) -> Vec<Vec<(&'static str, bool, String)>> {
     let mut iface = demo::interface(device);
-    let mut storage = [SocketStorage::EMPTY; 8];
+    let mut storage = [SocketStorage::EMPTY; 16];
     let mut sockets = SocketSet::new(&mut storage[..]);
     let mut buffers = Box::new([const { SlotBuffers::new() }; SLOTS]);
     let mut server: Server<'_, _, SLOTS> = Server::new(
@@ -162,4 +163,70 @@ fn port_zero_is_refused() {
         Instant::ZERO,
     );
     assert_eq!(server.err(), Some(txtd_smoltcp::server::Error::PortZero));
+}
+
+/// A case for `request`, expecting `expected` (leaked: cases are `'static`).
+fn case(name: &'static str, request: &[u8], expected: &[u8]) -> &'static Case {
+    Box::leak(Box::new(Case {
+        name,
+        request: Box::leak(request.into()),
+        expected: Box::leak(expected.into()),
+    }))
+}
+
+/// `text` with the values of the fields that depend on time written `*`.
+fn masked(text: &str) -> String {
+    text.split("\r\n")
+        .map(|l| match l.split_once(": ") {
+            Some((name @ ("Date" | "Last-Modified" | "ETag"), _)) => format!("{name}: *"),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// A keep-alive GET of the page, then a HEAD that asks to close.
+fn pipelined() -> &'static Case {
+    let request = [
+        &b"GET /hello.txt HTTP/1.1\r\nHost: demo\r\n\r\n"[..],
+        CASES[3].request,
+    ]
+    .concat();
+    case("pipelined", &request, b"")
+}
+
+#[test]
+fn a_connection_is_kept_alive_for_pipelined_requests() {
+    let page = String::from_utf8_lossy(CASES[0].expected).replace("Connection: close\r\n", "");
+    let head = String::from_utf8_lossy(CASES[3].expected).into_owned();
+    let results = serve::<_, 2>(&mut Loopback::<8, 1500>::new(), &[&[pipelined()]]);
+    assert_eq!(masked(&results[0][0].2), format!("{page}{head}"));
+}
+
+#[test]
+fn with_every_slot_busy_a_response_closes_its_connection() {
+    // One slot, taken: the server is out of slots, so the first response
+    // says `Connection: close` and the pipelined HEAD is not answered.
+    let page = String::from_utf8_lossy(CASES[0].expected).into_owned();
+    let results = serve::<_, 1>(&mut Loopback::<8, 1500>::new(), &[&[pipelined()]]);
+    assert_eq!(masked(&results[0][0].2), page);
+}
+
+#[test]
+fn an_idle_client_is_closed_and_its_slot_serves_the_next() {
+    let idle = case("idle", b"", b"");
+    let results = serve::<_, 1>(&mut Loopback::<8, 1500>::new(), &[&[idle], &[&CASES[0]]]);
+    // The idle client saw the server close without a byte sent.
+    assert_eq!(results[0][0], ("idle", true, String::new()));
+    assert_all_match(&results[1..]);
+}
+
+#[test]
+fn a_client_beyond_the_slots_is_refused_and_the_others_served() {
+    let mut cases = all_cases();
+    cases.push(&CASES[0]);
+    let results = serve::<_, 4>(&mut Loopback::<8, 1500>::new(), &[&cases]);
+    let (served, refused): (Vec<_>, Vec<_>) = results[0].iter().partition(|r| r.1);
+    assert_eq!((served.len(), refused.len()), (4, 1), "{results:?}");
+    assert_eq!(refused[0].2, "", "the refused client got no bytes");
 }
