@@ -37,6 +37,9 @@ type SlotBuffers = Buffers<512, 1024, 1024, 1024>;
 const FRAMES: usize = 4;
 const MTU: usize = 576;
 
+/// Clients: one per demo case.
+const CLIENTS: usize = 4;
+
 /// A client socket's receive buffer: responses stream through it.
 const CLIENT_RX: usize = 512;
 /// A client socket's send buffer: one request.
@@ -48,13 +51,13 @@ const MAX_MS: u64 = 60_000;
 #[entry]
 fn main() -> ! {
     static mut SLOT_BUFFERS: [SlotBuffers; SLOTS] = [const { SlotBuffers::new() }; SLOTS];
-    static mut CLIENT_BUFFERS: [([u8; CLIENT_RX], [u8; CLIENT_TX]); 4] =
-        [([0; CLIENT_RX], [0; CLIENT_TX]); 4];
+    static mut CLIENT_BUFFERS: [([u8; CLIENT_RX], [u8; CLIENT_TX]); CLIENTS] =
+        [([0; CLIENT_RX], [0; CLIENT_TX]); CLIENTS];
     static mut DEVICE: Loopback<FRAMES, MTU> = Loopback::new();
 
     // On the stack, not in a `static`: `SocketStorage::EMPTY` is not all
     // zeroes, so a static array of them would sit in .data, in flash and RAM.
-    let mut storage = [SocketStorage::EMPTY; SLOTS + 4];
+    let mut storage = [SocketStorage::EMPTY; SLOTS + CLIENTS];
     let mut sockets = SocketSet::new(&mut storage[..]);
     let mut iface = demo::interface(DEVICE);
     let mut site = demo::site();
@@ -71,23 +74,22 @@ fn main() -> ! {
         hprintln!("txtd-qemu: the server did not start");
         exit(false);
     };
-    let mut clients = {
-        let mut buffers = CLIENT_BUFFERS.iter_mut();
-        CASES.each_ref().map(|case| {
-            let socket = buffers.next().map(|(rx, tx)| {
-                tcp::Socket::new(
-                    tcp::SocketBuffer::new(rx.as_mut_slice()),
-                    tcp::SocketBuffer::new(tx.as_mut_slice()),
-                )
-            });
-            socket.map(|socket| Client::new(case, sockets.add(socket)))
-        })
+    // One client per case, each on its own socket over its own buffers.
+    let mut client = |case, (rx, tx): &'static mut ([u8; CLIENT_RX], [u8; CLIENT_TX])| {
+        let socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(rx.as_mut_slice()),
+            tcp::SocketBuffer::new(tx.as_mut_slice()),
+        );
+        Client::new(case, sockets.add(socket))
     };
-    let [Some(a), Some(b), Some(c), Some(d)] = clients.each_mut().map(Option::take) else {
-        hprintln!("txtd-qemu: not enough client buffers");
-        exit(false);
-    };
-    let mut clients = [a, b, c, d];
+    let [b0, b1, b2, b3] = CLIENT_BUFFERS.each_mut();
+    let [c0, c1, c2, c3] = CASES.each_ref();
+    let mut clients = [
+        client(c0, b0),
+        client(c1, b1),
+        client(c2, b2),
+        client(c3, b3),
+    ];
 
     let ran = demo::run(
         &mut iface,
