@@ -70,6 +70,10 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
+// The tables `txtd-site-gen` writes name `::txtd_smoltcp::Stamp`, in this
+// crate's demo as in any other.
+extern crate self as txtd_smoltcp;
+
 #[macro_use]
 mod fmt;
 

@@ -2,10 +2,10 @@
 //! same validators as the files it was built from.
 //!
 //! It is core's [`Table`] plus one [`Stamp`] per entry: the identity and
-//! sub-second modification time that core's ETag hashes. A build script
-//! (see this crate's `build.rs`) makes both arrays from a directory, with
-//! the stamps the Linux shim would compute from the same files, so a page
-//! has one ETag whichever server sends it. No allocation, no panic.
+//! sub-second modification time that core's ETag hashes. `txtd-site-gen`,
+//! run from a build script, makes both arrays from a directory, with the
+//! stamps the Linux shim would compute from the same files, so a page has
+//! one ETag whichever server sends it. No allocation, no panic.
 
 use txtd_core::site::{DirEntry, Entry, Error, Site};
 use txtd_core::table::{Table, TableEntry, TableHandle};
