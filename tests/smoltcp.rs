@@ -1,11 +1,8 @@
-//! The smoltcp port answers byte for byte as the Linux binary does: the
-//! real `txtd` serves the demo site over loopback TCP, the port serves the
-//! same files from its compiled-in table over a smoltcp loopback device,
-//! and every response must match except its `Date`.
-//!
-//! It also keeps the port's expected responses (`demo-expected/`, which the
-//! firmware checks under QEMU) equal to what the binary sends; run with
-//! `TXTD_BLESS=1` to rewrite them from the binary.
+//! The smoltcp port answers byte for byte as the Linux binary does, `Date`
+//! aside: the real `txtd` serves the demo site over loopback TCP, the port
+//! serves the same files from its compiled-in table over a smoltcp loopback
+//! device. Also keeps `ports/smoltcp/demo-expected/` (what the firmware
+//! checks) equal to the binary's output; `TXTD_BLESS=1` rewrites it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

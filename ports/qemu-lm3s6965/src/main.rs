@@ -1,14 +1,8 @@
-//! txtd on a Cortex-M3 (LM3S6965, QEMU `lm3s6965evb`): the smoltcp port
-//! serves the demo site from flash to its own client over a loopback
-//! interface, and checks every response byte for byte.
-//!
-//! Four server slots and four clients share one smoltcp interface at
-//! 127.0.0.1. The clients fetch a page, a directory index, a missing file
-//! and a HEAD at once; each response must equal what the Linux binary sends
-//! for the same files (`ports/smoltcp/demo-expected/`). The results go out
-//! over semihosting and QEMU exits with status 0 only if all four matched.
-//! No heap and no `unsafe`: buffers are `static`s, which cortex-m-rt's
-//! `#[entry]` hands out as `&'static mut`.
+//! txtd on a Cortex-M3 (LM3S6965, QEMU `lm3s6965evb`): four server slots
+//! and four clients on one smoltcp loopback interface; the clients fetch a
+//! page, an index, a 404 and a HEAD and check each response byte for byte
+//! against the Linux binary's. Results go out over semihosting; QEMU exits 0
+//! only if all matched. No heap, no `unsafe`: buffers are `#[entry]` statics.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]

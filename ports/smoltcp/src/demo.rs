@@ -1,9 +1,8 @@
 //! The demo: a site built from `demo-site/`, four requests with the
 //! responses the Linux `txtd` sends for them, and a client that makes the
-//! requests over smoltcp and checks each response as it streams in.
-//!
-//! Shared by the host tests and the QEMU firmware, so both check the same
-//! bytes. No allocation, no panic; every loop is bounded.
+//! requests over smoltcp and checks each response as it streams in. Shared
+//! by the host tests and the QEMU firmware; no allocation, no panic, every
+//! loop bounded.
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;

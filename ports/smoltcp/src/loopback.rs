@@ -1,10 +1,8 @@
-//! A loopback device without a heap: every frame sent is received back, in
-//! order, from a fixed ring of `FRAMES` frames of up to `MTU` bytes.
-//!
-//! smoltcp 0.12 answers a frame from inside the receive callback, so the
-//! receive path hands out a transmit slot distinct from the frame being
-//! read. A frame sent while the ring is full is dropped, as a real link
-//! drops it, and TCP sends it again. No allocation, no panic.
+//! A heap-free loopback device: every frame sent comes back, in order, from
+//! a ring of `FRAMES` frames of up to `MTU` bytes. smoltcp 0.12 answers from
+//! inside the receive callback, so the receive path hands out a transmit
+//! slot distinct from the frame being read; a frame sent with the ring full
+//! is dropped, as a real link drops it. No allocation, no panic.
 
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;

@@ -1,10 +1,8 @@
-//! The server: N smoltcp TCP sockets listening on one port are N
-//! connection slots, each paired with a core [`Conn`] and its buffers.
-//!
-//! smoltcp has no listen backlog: a slot's socket accepts one connection,
-//! serves it, and listens again. Every byte of memory is in the caller's
-//! [`Buffers`], sized by const generics; [`Server::poll`] does bounded work
-//! per slot and never blocks, allocates or panics on any input.
+//! The server: N smoltcp TCP sockets listening on one port are N connection
+//! slots (smoltcp has no listen backlog), each paired with a core [`Conn`]
+//! over the caller's [`Buffers`], sized by const generics. A slot accepts,
+//! serves, and listens again. [`Server::poll`] does bounded work per slot and
+//! never blocks, allocates or panics on any input.
 
 use core::fmt;
 

@@ -1,11 +1,8 @@
-//! A [`Site`] over a `&'static` table built at compile time, carrying the
-//! same validators as the files it was built from.
-//!
-//! It is core's [`Table`] plus one [`Stamp`] per entry: the identity and
-//! sub-second modification time that core's ETag hashes. `txtd-site-gen`,
-//! run from a build script, makes both arrays from a directory, with the
-//! stamps the Linux shim would compute from the same files, so a page has
-//! one ETag whichever server sends it. No allocation, no panic.
+//! A [`Site`] over a `&'static` table made at compile time, with the same
+//! validators as the files it was made from: core's [`Table`] plus a
+//! [`Stamp`] (identity, mtime nanoseconds) per entry, as `txtd-site-gen`
+//! computes them like the Linux shim does, so a page has one ETag whichever
+//! server sends it. No allocation, no panic.
 
 use txtd_core::site::{DirEntry, Entry, Error, Site};
 use txtd_core::table::{Table, TableEntry, TableHandle};

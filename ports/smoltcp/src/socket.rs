@@ -1,10 +1,8 @@
-//! `embedded-io` over one smoltcp TCP socket, without blocking.
-//!
-//! smoltcp moves bytes only when the interface is polled, so a read or a
-//! write here can never wait: it takes what the socket's buffers hold now.
-//! [`ReadReady`] and [`WriteReady`] say whether a call will make progress;
-//! called anyway, [`Read::read`] and [`Write::write`] answer
-//! [`Error::WouldBlock`] instead of blocking. No allocation, no panic.
+//! `embedded-io` over one smoltcp TCP socket, without blocking: smoltcp moves
+//! bytes only when the interface is polled, so reads and writes take what
+//! the socket's buffers hold now. [`ReadReady`] and [`WriteReady`] say
+//! whether a call will make progress; otherwise [`Read::read`] and
+//! [`Write::write`] answer [`Error::WouldBlock`]. No allocation, no panic.
 
 use core::fmt;
 

@@ -1,9 +1,8 @@
-//! The server over a smoltcp loopback interface: four clients at once on
-//! four slots, over this crate's heap-free `Loopback` and over smoltcp's
-//! own; one slot serving client after client; keep-alive; an idle client;
-//! a client too many. Responses must equal what the Linux binary sends
-//! (`demo-expected/`, which the top-level `tests/smoltcp.rs` keeps equal to
-//! the binary's).
+//! The server over a smoltcp loopback interface: four clients on four slots
+//! over this crate's `Loopback` and smoltcp's own, one slot serving client
+//! after client, keep-alive, pressure, an idle client, a client too many.
+//! Responses must equal `demo-expected/`, the Linux binary's responses (the
+//! top-level `tests/smoltcp.rs` keeps the two equal).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
