@@ -144,3 +144,44 @@ impl Write for SocketIo<'_, '_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket<'a>(rx: &'a mut [u8], tx: &'a mut [u8]) -> tcp::Socket<'a> {
+        tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx))
+    }
+
+    #[test]
+    fn a_listening_socket_would_block_both_ways() {
+        let (mut rx, mut tx) = ([0; 16], [0; 16]);
+        let mut s = socket(&mut rx, &mut tx);
+        s.listen(80).unwrap();
+        let mut io = SocketIo::new(&mut s);
+        assert_eq!(io.read_ready(), Ok(false));
+        assert_eq!(io.write_ready(), Ok(false));
+        assert_eq!(io.read(&mut [0; 4]), Err(Error::WouldBlock));
+        assert_eq!(io.write(b"x"), Err(Error::WouldBlock));
+    }
+
+    #[test]
+    fn a_closed_socket_reads_the_end_and_cannot_write() {
+        let (mut rx, mut tx) = ([0; 16], [0; 16]);
+        let mut s = socket(&mut rx, &mut tx);
+        let mut io = SocketIo::new(&mut s);
+        assert_eq!(io.read_ready(), Ok(true));
+        assert_eq!(io.read(&mut [0; 4]), Ok(0));
+        assert_eq!(io.write_ready(), Err(Error::NotConnected));
+        assert_eq!(io.write(b"x"), Err(Error::NotConnected));
+        assert_eq!(io.write(b""), Ok(0));
+        assert_eq!(io.flush(), Ok(()));
+    }
+
+    #[test]
+    fn errors_map_to_embedded_io_kinds() {
+        use embedded_io::Error as _;
+        assert_eq!(Error::NotConnected.kind(), ErrorKind::NotConnected);
+        assert_eq!(Error::WouldBlock.kind(), ErrorKind::Interrupted);
+    }
+}

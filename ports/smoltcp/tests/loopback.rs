@@ -229,3 +229,48 @@ fn a_client_beyond_the_slots_is_refused_and_the_others_served() {
     assert_eq!((served.len(), refused.len()), (4, 1), "{results:?}");
     assert_eq!(refused[0].2, "", "the refused client got no bytes");
 }
+
+#[test]
+fn poll_reports_an_idle_connections_deadline() {
+    let mut device = Loopback::<8, 1500>::new();
+    let mut iface = demo::interface(&mut device);
+    let mut storage = [SocketStorage::EMPTY; 2];
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let mut buffers = [const { SlotBuffers::new() }; 1];
+    let mut server: Server<'_, _, 1> = Server::new(
+        &mut buffers,
+        &mut sockets,
+        demo::PORT,
+        Config::DEFAULT,
+        0,
+        Instant::ZERO,
+    )
+    .unwrap();
+    let mut site = demo::site();
+    assert_eq!(
+        server.poll(&mut sockets, &mut site, &mut (), Instant::ZERO),
+        None
+    );
+    let client = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 64]),
+        tcp::SocketBuffer::new(vec![0; 64]),
+    ));
+    sockets
+        .get_mut::<tcp::Socket>(client)
+        .connect(iface.context(), (demo::ADDRESS, demo::PORT), 49152)
+        .unwrap();
+    let mut wake = None;
+    for ms in 0..10 {
+        let now = Instant::from_millis(ms);
+        iface.poll(now, &mut device, &mut sockets);
+        wake = server.poll(&mut sockets, &mut site, &mut (), now);
+        if wake.is_some() {
+            // Accepted at `ms`: the client has until the first-byte timeout.
+            let first_byte = i64::try_from(Config::DEFAULT.first_byte_timeout_ms).unwrap();
+            assert_eq!(wake, Some(Instant::from_millis(ms + first_byte)));
+            assert_eq!(server.serving(), 1);
+            break;
+        }
+    }
+    assert!(wake.is_some(), "the connection was never accepted");
+}
