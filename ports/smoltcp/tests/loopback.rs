@@ -274,3 +274,76 @@ fn poll_reports_an_idle_connections_deadline() {
     }
     assert!(wake.is_some(), "the connection was never accepted");
 }
+
+/// Records each exchange's status and whether it completed.
+#[derive(Default)]
+struct Exchanges(Vec<(u16, bool)>);
+
+impl txtd_core::Log for Exchanges {
+    fn exchange(&mut self, exchange: &txtd_core::Exchange<'_>) {
+        self.0.push((exchange.status.code(), exchange.complete));
+    }
+}
+
+#[test]
+fn a_client_that_resets_mid_response_frees_its_slot() {
+    let mut device = Loopback::<8, 1500>::new();
+    let mut iface = demo::interface(&mut device);
+    let mut storage = [SocketStorage::EMPTY; 3];
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    // A send buffer of 64 bytes: the page cannot leave in one go.
+    let mut buffers = [const { Buffers::<512, 64, 1024, 1024>::new() }; 1];
+    let mut server: Server<'_, _, 1> = Server::new(
+        &mut buffers,
+        &mut sockets,
+        demo::PORT,
+        Config::DEFAULT,
+        0,
+        Instant::ZERO,
+    )
+    .unwrap();
+    let mut site = demo::site();
+    let mut log = Exchanges::default();
+    let rude = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 16]),
+        tcp::SocketBuffer::new(vec![0; 256]),
+    ));
+    sockets
+        .get_mut::<tcp::Socket>(rude)
+        .connect(iface.context(), (demo::ADDRESS, demo::PORT), 49152)
+        .unwrap();
+    let mut ms = 0;
+    let mut step = |sockets: &mut SocketSet<'_>, log: &mut Exchanges| {
+        let now = Instant::from_millis(ms);
+        ms += 1;
+        iface.poll(now, &mut device, sockets);
+        server.poll(sockets, &mut site, log, now);
+        server.serving()
+    };
+    // Send the request, wait for the first bytes of the answer, then reset.
+    let mut sent = false;
+    for _ in 0..1000 {
+        step(&mut sockets, &mut log);
+        let socket = sockets.get_mut::<tcp::Socket>(rude);
+        if socket.can_send() && !sent {
+            sent = socket.send_slice(CASES[0].request).unwrap() == CASES[0].request.len();
+        }
+        if socket.can_recv() {
+            socket.abort();
+            break;
+        }
+    }
+    let mut freed = false;
+    for _ in 0..1000 {
+        if step(&mut sockets, &mut log) == 0 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the slot stayed busy");
+    assert_eq!(
+        log.0,
+        [(200, false)],
+        "the cut response is logged as incomplete"
+    );
+}
