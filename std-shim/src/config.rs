@@ -27,7 +27,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// master process and a fixed pool of pre-forked workers.
 ///
 /// Signals: TERM or QUIT stop gracefully (in-flight requests finish, up to
-/// --drain-timeout); INT stops at once.
+/// --drain-timeout); INT stops at once; USR2 upgrades to the binary now on
+/// disk, handing it the listening sockets. Sockets passed by socket
+/// activation (LISTEN_FDS) replace --listen.
 #[derive(Parser, Debug, Default)]
 #[command(name = "txtd", version, about, long_about = None)]
 pub struct Cli {
@@ -79,6 +81,12 @@ pub struct Cli {
     /// Most header fields in a request (more: 431) [default: 128]
     #[arg(long, value_name = "N")]
     pub max_headers: Option<usize>,
+    /// Run the workers as this user (needs root; the master stays root)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Run the workers with this group [default: the user's primary group]
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
     /// Validate the configuration and exit
     #[arg(long)]
     pub check_config: bool,
@@ -103,6 +111,8 @@ struct File {
     max_request_line: Option<usize>,
     max_header_bytes: Option<usize>,
     max_headers: Option<usize>,
+    user: Option<String>,
+    group: Option<String>,
 }
 
 /// The validated configuration.
@@ -138,6 +148,8 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Field count limit.
     pub max_headers: usize,
+    /// The account workers run as (`--user`, `--group`).
+    pub account: Option<crate::privileges::Account>,
     /// Validate and exit.
     pub check_config: bool,
 }
@@ -184,6 +196,10 @@ impl Config {
         } else {
             listen
         };
+        let account = crate::privileges::resolve(
+            cli.user.or(file.user).as_deref(),
+            cli.group.or(file.group).as_deref(),
+        )?;
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let config = Self {
             root: cli.root.or(file.root).unwrap_or_else(|| PathBuf::from(".")),
@@ -225,6 +241,7 @@ impl Config {
                 .max_headers
                 .or(file.max_headers)
                 .unwrap_or(default::MAX_HEADERS),
+            account,
             check_config: cli.check_config,
         };
         config.validate()?;

@@ -5,13 +5,16 @@
 //! exits only after every worker is reaped.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
+use crate::notify;
+use crate::readiness::Reports;
 use crate::site::FsSite;
 use crate::sys::{self, Exit, Fork, Pid};
+use crate::upgrade::Upgrade;
 use crate::worker;
 
 /// A worker that lived less than this and died counts as a crash on start.
@@ -57,6 +60,12 @@ struct Master {
     stop: Option<Stop>,
     drain_deadline: Option<Instant>,
     killed: bool,
+    /// Which workers reported that they serve.
+    reports: Reports,
+    /// Whether `READY=1` went out (the pool served once).
+    ready: bool,
+    /// A binary upgrade (USR2) under way, if any.
+    upgrade: Upgrade,
 }
 
 /// Sets up and runs the master; returns the process exit code.
@@ -81,9 +90,20 @@ pub fn run(config: Config) -> Result<i32, String> {
         }
         None => None,
     };
+    notify::init();
+    // Sockets passed by socket activation or an upgrading master replace
+    // --listen: nothing is bound then.
+    let inherited = crate::activation::listeners()?;
+    let from_activation = inherited.is_some();
+    let addrs: &[SocketAddr] = if from_activation { &[] } else { &config.listen };
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut bound: Vec<SocketAddr> = Vec::new();
-    for addr in &config.listen {
+    for fd in inherited.unwrap_or_default() {
+        let local = sys::local_addr(fd.as_fd()).map_err(|e| format!("getsockname: {e}"))?;
+        listeners.push(fd);
+        bound.push(local);
+    }
+    for addr in addrs {
         let fd = sys::listen(*addr, config.backlog).map_err(|e| e.to_string())?;
         let local =
             sys::local_addr(fd.as_fd()).map_err(|e| format!("getsockname for {addr}: {e}"))?;
@@ -95,14 +115,19 @@ pub fn run(config: Config) -> Result<i32, String> {
     // signals only through their own signalfd.
     sys::block_signals(&SIGNALS).map_err(|e| format!("blocking signals: {e}"))?;
     let signals = sys::signalfd(&SIGNALS).map_err(|e| e.to_string())?;
-    if let Some(path) = &config.pid_file {
+    // A new master started by an upgrade writes it once it serves.
+    if let Some(path) = config.pid_file.as_ref().filter(|_| !notify::is_upgrade()) {
         std::fs::write(path, format!("{}\n", sys::getpid()))
             .map_err(|e| format!("pid file {}: {e}", path.display()))?;
     }
     warn_if_few_descriptors(config.max_conns, listeners.len());
     let backlog = effective_backlog(config.backlog);
     for addr in &bound {
-        log_info!("listening on {addr} (backlog {backlog})");
+        if from_activation {
+            log_info!("listening on {addr} (inherited)");
+        } else {
+            log_info!("listening on {addr} (backlog {backlog})");
+        }
     }
     let now = Instant::now();
     let slots = (0..config.workers)
@@ -124,6 +149,9 @@ pub fn run(config: Config) -> Result<i32, String> {
         stop: None,
         drain_deadline: None,
         killed: false,
+        reports: Reports::new().map_err(|e| format!("worker reports: {e}"))?,
+        ready: false,
+        upgrade: Upgrade::Idle,
     };
     Ok(master.run())
 }
@@ -181,7 +209,7 @@ impl Master {
             }
             if self.stop.is_some() && self.slots.iter().all(|s| s.pid.is_none()) {
                 if let Some(path) = &self.config.pid_file {
-                    let _ = std::fs::remove_file(path);
+                    crate::upgrade::remove_pid_file_if_ours(path);
                 }
                 log_info!("stopped");
                 return 0;
@@ -190,10 +218,11 @@ impl Master {
                 return 1;
             };
             let timeout = self.timeout_ms(now);
-            if let Err(e) = sys::wait_readable(signals.as_fd(), timeout) {
+            if let Err(e) = self.wait(signals.as_fd(), timeout, now) {
                 log_error!("waiting for signals: {e}");
             }
             self.on_signals();
+            self.after_wake();
         }
     }
 
@@ -251,6 +280,13 @@ impl Master {
                     }
                     self.signal_all(sys::SIGUSR1);
                 }
+                sys::SIGUSR2 => self.on_upgrade_signal(),
+                sys::SIGHUP => {
+                    // The reload goes between these two notifications.
+                    notify::reloading();
+                    log_warn!("ignoring HUP: reload not supported yet");
+                    notify::ready();
+                }
                 other => log_warn!("ignoring signal {other}: not supported yet"),
             }
         }
@@ -261,6 +297,7 @@ impl Master {
             return;
         }
         self.stop = Some(stop);
+        self.on_stop_begun();
         // New connections are refused once the workers close theirs too.
         self.listeners.clear();
         match stop {
@@ -299,6 +336,11 @@ impl Master {
                     return;
                 }
             };
+            // The new master of a binary upgrade is our child too.
+            if self.upgrade.reaped(pid, exit) {
+                continue;
+            }
+            self.reports.forget(pid);
             let now = Instant::now();
             let stopping = self.stop.is_some();
             let Some((index, slot)) = self
@@ -363,6 +405,13 @@ impl Master {
     }
 
     fn become_worker(&mut self, index: usize) -> i32 {
+        // Before PR_SET_PDEATHSIG below: a credential change clears it.
+        if let Some(account) = self.config.account
+            && let Err(e) = crate::privileges::drop_to(account)
+        {
+            log_error!("worker {index}: dropping privileges: {e}");
+            return crate::privileges::EXIT_FATAL;
+        }
         // No worker outlives its master, even one killed with SIGKILL: the
         // kernel sends TERM, and an orphan drains for at most
         // worker::ORPHAN_DRAIN before it exits.
@@ -386,7 +435,76 @@ impl Master {
             access_log: self.access_log.take(),
             slot: index,
             master: self.pid,
+            started: self.reports.take_reporter(),
         };
+        self.upgrade = Upgrade::Idle;
         worker::run(setup)
+    }
+}
+
+// Readiness, notifications and the binary upgrade: the master's side of
+// the process boundary (modules notify, readiness and upgrade).
+impl Master {
+    /// Waits up to `timeout_ms` for a signal, a worker's start report or
+    /// the new master's notification, or the upgrade's ready deadline.
+    fn wait(&self, signals: BorrowedFd<'_>, timeout_ms: i32, now: Instant) -> std::io::Result<()> {
+        let mut fds = vec![signals, self.reports.fd()];
+        fds.extend(self.upgrade.fd());
+        let timeout_ms = match self.upgrade.timeout_ms(now) {
+            Some(t) if timeout_ms < 0 => t,
+            Some(t) => timeout_ms.min(t),
+            None => timeout_ms,
+        };
+        sys::wait_any_readable(&fds, timeout_ms)
+    }
+
+    /// After each wake: collects start reports, says `READY=1` the first
+    /// time the pool serves, and moves an upgrade along.
+    fn after_wake(&mut self) {
+        self.reports.collect();
+        if !self.ready && self.stop.is_none() && self.pool_serving() {
+            self.ready = true;
+            if notify::is_upgrade()
+                && let Some(path) = &self.config.pid_file
+                && let Err(e) = crate::upgrade::write_pid_file(path)
+            {
+                log_error!("pid file {}: {e}", path.display());
+            }
+            log_info!("serving with {} workers", self.slots.len());
+            notify::ready();
+        }
+        if self.upgrade.poll(Instant::now()) {
+            self.begin_stop(Stop::Graceful);
+        }
+    }
+
+    /// Whether the pool serves: every slot has a live worker that
+    /// reported it started.
+    fn pool_serving(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.pid.is_some_and(|pid| self.reports.has_started(pid)))
+    }
+
+    /// USR2: start the binary on disk as a new master, unless stopping or
+    /// not serving yet.
+    fn on_upgrade_signal(&mut self) {
+        if self.stop.is_some() {
+            log_warn!("ignoring USR2: stopping");
+        } else if !self.ready {
+            log_warn!("ignoring USR2: not serving yet");
+        } else {
+            self.upgrade.begin(&self.listeners);
+        }
+    }
+
+    /// A stop began: tell the service manager, unless a new master took
+    /// over (it is the service now), and give up on a new master that is
+    /// not serving yet.
+    fn on_stop_begun(&mut self) {
+        if !self.upgrade.handed_over() {
+            notify::stopping();
+        }
+        self.upgrade.abort();
     }
 }

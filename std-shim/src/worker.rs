@@ -50,6 +50,8 @@ pub struct Setup {
     pub slot: usize,
     /// The master's pid: a different parent means the master is gone.
     pub master: sys::Pid,
+    /// Tells the master once this worker serves.
+    pub started: Option<crate::readiness::Reporter>,
 }
 
 /// How long a worker whose master died finishes its connections.
@@ -215,6 +217,9 @@ impl Worker {
         };
         worker.start_accepting()?;
         log_info!("worker {} started", setup.slot);
+        if let Some(reporter) = setup.started {
+            reporter.started();
+        }
         Ok(worker)
     }
 
