@@ -14,7 +14,9 @@
 
 mod common;
 
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -111,6 +113,23 @@ fn wait_gone(pids: &[u32], limit: Duration) {
     let start = Instant::now();
     while pids.iter().any(|&p| is_alive(p)) {
         assert!(start.elapsed() < limit, "still running: {pids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The abstract name (without its `@`) of the NOTIFY_SOCKET in process
+/// `pid`'s environment, waiting (bounded) until it has exec'd with it.
+fn notify_socket_of(pid: u32) -> String {
+    let start = Instant::now();
+    loop {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let found = environ
+            .split(|&b| b == 0)
+            .find_map(|var| var.strip_prefix(b"NOTIFY_SOCKET=@"));
+        if let Some(name) = found {
+            return String::from_utf8(name.to_vec()).unwrap();
+        }
+        assert!(start.elapsed() < UPGRADE_WAIT, "no NOTIFY_SOCKET in {pid}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -235,7 +254,21 @@ fn a_new_binary_that_never_serves_is_killed_after_ten_seconds_and_a_second_usr2_
     );
     let workers = server.workers();
 
-    replace_by_rename(&binary, &script(&scratch.0, "#!/bin/sh\nexec sleep 60\n"));
+    // What a new master inherits, checked by the script: a failed check
+    // exits at once (the log then says "exited with code N", not "not
+    // serving"), a passed one waits, never reporting ready.
+    let never_ready = r#"#!/bin/sh
+# Builtins only until the mask is read: sh blocks signals around waiting
+# for a child of its own.
+while read -r key value; do [ "$key" = "SigBlk:" ] && mask=$value; done < /proc/$$/status
+case "$mask" in *[!0]*) exit 4 ;; esac
+[ "$LISTEN_PID" = "$$" ] && [ "$LISTEN_FDS" = 1 ] || exit 5
+[ -S /proc/$$/fd/3 ] && [ ! -e /proc/$$/fd/4 ] || exit 6
+case "$NOTIFY_SOCKET" in @txtd-upgrade-*) ;; *) exit 7 ;; esac
+[ "${TXTD_NOTIFY_SOCKET-unset}" = "" ] || exit 8
+exec sleep 60
+"#;
+    replace_by_rename(&binary, &script(&scratch.0, never_ready));
     server.signal("USR2");
     let stderr = wait_for_log(&server, "upgrade: started", UPGRADE_WAIT);
     let new_master = new_master_pid(&stderr);
@@ -246,7 +279,28 @@ fn a_new_binary_that_never_serves_is_killed_after_ten_seconds_and_a_second_usr2_
         &format!("ignoring USR2: an upgrade to pid {new_master} is under way"),
         UPGRADE_WAIT,
     );
+    // A READY=1 naming the new master, but sent by another process (this
+    // test, which read the socket's name from the child's environment),
+    // does not count.
+    let socket = notify_socket_of(new_master);
+    let forged = format!("READY=1\nMAINPID={new_master}\n");
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to_addr(
+            forged.as_bytes(),
+            &SocketAddr::from_abstract_name(socket.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    wait_for_log(
+        &server,
+        &format!(
+            "upgrade: ignoring a notification from pid Some({})",
+            std::process::id()
+        ),
+        UPGRADE_WAIT,
+    );
     let stderr = wait_for_log(&server, "upgrade failed", UPGRADE_WAIT);
+    assert!(!stderr.contains("is serving"), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "upgrade failed: new master (pid {new_master}) not serving within 10s; killing pid {new_master}, still serving"

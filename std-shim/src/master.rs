@@ -281,12 +281,7 @@ impl Master {
                     self.signal_all(sys::SIGUSR1);
                 }
                 sys::SIGUSR2 => self.on_upgrade_signal(),
-                sys::SIGHUP => {
-                    // The reload goes between these two notifications.
-                    notify::reloading();
-                    log_warn!("ignoring HUP: reload not supported yet");
-                    notify::ready();
-                }
+                sys::SIGHUP => self.on_reload_signal(),
                 other => log_warn!("ignoring signal {other}: not supported yet"),
             }
         }
@@ -496,6 +491,18 @@ impl Master {
         } else {
             self.upgrade.begin(&self.listeners);
         }
+    }
+
+    /// HUP: the reload goes between `RELOADING=1` and `READY=1`; before
+    /// the first `READY=1` there is nothing to reload yet.
+    fn on_reload_signal(&mut self) {
+        if !self.ready {
+            log_warn!("ignoring HUP: not serving yet");
+            return;
+        }
+        notify::reloading();
+        log_warn!("ignoring HUP: reload not supported yet");
+        notify::ready();
     }
 
     /// A stop began: tell the service manager, unless a new master took

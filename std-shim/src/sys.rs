@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::{size_of, size_of_val, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -752,6 +752,66 @@ pub fn wait_any_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<
     }
 }
 
+/// Asks the kernel to attach the sender's credentials to every datagram
+/// received on unix socket `fd` (`SO_PASSCRED`), for [`recv_with_sender`].
+///
+/// # Errors
+///
+/// errno of `setsockopt`.
+pub fn pass_credentials(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_PASSCRED, 1)
+}
+
+/// Receives one datagram without waiting, with the pid of the process
+/// that sent it as the kernel vouches for it (`SCM_CREDENTIALS`; a sender
+/// cannot forge another's pid without CAP_SYS_ADMIN). `None` when none
+/// waits; the pid is `None` unless [`pass_credentials`] was set.
+///
+/// # Errors
+///
+/// errno of `recvmsg` other than EAGAIN.
+pub fn recv_with_sender(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Option<Pid>)>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one ucred message, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: all-zero msghdr is valid (no name, no control yet).
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: the iovec and control buffer are live and writable for their lengths.
+    let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
+    let n = match check_size(ret) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut sender = None;
+    // SAFETY: `msg` was filled by recvmsg; its control fields describe `control`.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return a header inside `control` or null.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_CREDENTIALS {
+            // SAFETY: an SCM_CREDENTIALS message carries one ucred.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            // SAFETY: `data` points at a ucred inside `control`, maybe unaligned.
+            let cred = unsafe { std::ptr::read_unaligned(data.cast::<libc::ucred>()) };
+            sender = Some(cred.pid);
+        }
+        // SAFETY: `cmsg` is a header of `msg`'s control buffer.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok(Some((n, sender)))
+}
+
 /// A pipe, both ends close-on-exec and non-blocking: (read, write).
 ///
 /// # Errors
@@ -1173,6 +1233,32 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_datagram_carries_the_pid_of_its_sender() {
+        let (receiver, sender) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        pass_credentials(receiver.as_fd()).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(recv_with_sender(receiver.as_fd(), &mut buf).unwrap(), None);
+        sender.send(b"READY=1\n").unwrap();
+        let (n, pid) = recv_with_sender(receiver.as_fd(), &mut buf)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"READY=1\n");
+        assert_eq!(pid, Some(getpid()));
+    }
+
+    #[test]
+    fn a_descriptor_that_is_no_listening_socket_is_not_inherited() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+        let e = inherit_listener(fd).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
+        let owned = inherit_listener(fd).unwrap();
+        assert!(local_addr(owned.as_fd()).is_ok());
     }
 
     #[test]

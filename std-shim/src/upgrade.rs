@@ -117,13 +117,15 @@ impl Upgrade {
         };
         let child = *child;
         let mut buf = [0u8; 512];
-        while let Ok(n) = socket.recv(&mut buf) {
+        while let Ok(Some((n, sender))) = sys::recv_with_sender(socket.as_fd(), &mut buf) {
+            // Anyone may send to an abstract socket: only the new master's
+            // own READY=1, by the kernel's word on the sender, counts.
+            if sender != Some(child) {
+                log_warn!("upgrade: ignoring a notification from pid {sender:?}");
+                continue;
+            }
             let message = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-            let ready = message.lines().any(|l| l == "READY=1");
-            let from_child = message
-                .lines()
-                .any(|l| l.strip_prefix("MAINPID=") == Some(&child.to_string()));
-            if ready && from_child {
+            if message.lines().any(|l| l == "READY=1") {
                 log_info!("upgrade: new master (pid {child}) is serving; draining and exiting");
                 notify::main_pid(child);
                 *self = Self::HandedOver { child };
@@ -203,6 +205,7 @@ fn start(listeners: &[OwnedFd]) -> io::Result<(Pid, UnixDatagram, PathBuf)> {
     let name = format!("txtd-upgrade-{}-{}", sys::getpid(), sys::monotonic_usec());
     let socket = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)?;
     socket.set_nonblocking(true)?;
+    sys::pass_credentials(socket.as_fd())?;
     let nul = |e: std::ffi::NulError| io::Error::other(format!("NUL in {e}"));
     let program = CString::new(exe.as_os_str().as_bytes()).map_err(nul)?;
     let argv = std::env::args_os()
