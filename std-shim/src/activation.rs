@@ -48,3 +48,22 @@ pub fn listeners() -> Result<Option<Vec<OwnedFd>>, String> {
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn a_descriptor_that_is_no_listening_socket_is_not_inherited() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+        let e = sys::inherit_listener(fd).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
+        let owned = sys::inherit_listener(fd).unwrap();
+        assert!(sys::local_addr(owned.as_fd()).is_ok());
+    }
+}

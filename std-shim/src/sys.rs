@@ -1236,32 +1236,6 @@ mod tests {
     }
 
     #[test]
-    fn a_datagram_carries_the_pid_of_its_sender() {
-        let (receiver, sender) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        pass_credentials(receiver.as_fd()).unwrap();
-        let mut buf = [0u8; 16];
-        assert_eq!(recv_with_sender(receiver.as_fd(), &mut buf).unwrap(), None);
-        sender.send(b"READY=1\n").unwrap();
-        let (n, pid) = recv_with_sender(receiver.as_fd(), &mut buf)
-            .unwrap()
-            .unwrap();
-        assert_eq!(&buf[..n], b"READY=1\n");
-        assert_eq!(pid, Some(getpid()));
-    }
-
-    #[test]
-    fn a_descriptor_that_is_no_listening_socket_is_not_inherited() {
-        let file = std::fs::File::open("/proc/self/status").unwrap();
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
-        let e = inherit_listener(fd).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
-        let owned = inherit_listener(fd).unwrap();
-        assert!(local_addr(owned.as_fd()).is_ok());
-    }
-
-    #[test]
     fn listings_hold_files_and_directories_but_not_symlinks() {
         let dir = scratch("list");
         let root = open_dir(&dir.join("root")).unwrap();

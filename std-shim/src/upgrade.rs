@@ -255,6 +255,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_datagram_carries_the_pid_of_its_sender() {
+        let (receiver, sender) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        sys::pass_credentials(receiver.as_fd()).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            sys::recv_with_sender(receiver.as_fd(), &mut buf).unwrap(),
+            None
+        );
+        sender.send(b"READY=1\n").unwrap();
+        let (n, pid) = sys::recv_with_sender(receiver.as_fd(), &mut buf)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"READY=1\n");
+        assert_eq!(pid, Some(sys::getpid()));
+    }
+
+    #[test]
     fn the_pid_file_of_another_process_is_left_alone() {
         let path = std::env::temp_dir().join(format!("txtd-pidfile-{}", std::process::id()));
         std::fs::write(&path, "1\n").unwrap();
