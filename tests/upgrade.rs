@@ -143,7 +143,7 @@ fn read_pid_file(path: &Path) -> u32 {
 }
 
 #[test]
-fn usr2_under_load_hands_over_to_the_new_binary_without_a_failed_request() {
+fn usr2_under_load_hands_over_to_the_new_binary_twice_without_a_failed_request() {
     let scratch = Scratch::new("upgrade-ok");
     let binary = copy_binary(&scratch.0);
     let pid_file = scratch.0.join("txtd.pid");
@@ -181,10 +181,6 @@ fn usr2_under_load_hands_over_to_the_new_binary_without_a_failed_request() {
     assert_eq!(new_workers.len(), 2, "{new_workers:?}");
     assert!(new_workers.iter().all(|w| !old_workers.contains(w)));
     load.wait_for_progress(200);
-    let tally = load.stop();
-    eprintln!("{tally:?}");
-    assert_eq!(tally.failed, 0, "{tally:?}");
-    assert_eq!(server.request("GET", "/hello.txt").status, 200);
     let stderr = server.stderr();
     assert!(
         stderr.contains(&format!(
@@ -194,10 +190,34 @@ fn usr2_under_load_hands_over_to_the_new_binary_without_a_failed_request() {
         "{stderr}"
     );
 
-    // Stop the new master as an operator would, and see it clean up.
-    signal_pid(new_master, "TERM");
+    // Again from the new master, an orphan now and itself started by an
+    // upgrade, under the same load: the sockets and the pid file move on.
+    signal_pid(new_master, "USR2");
+    let handover = format!("{new_master}: upgrade: new master (pid ");
+    let stderr = wait_for_log(&server, &handover, UPGRADE_WAIT);
+    let third_master: u32 = stderr
+        .split(&handover)
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _third_guard = KillOnDrop(third_master);
     wait_gone(&[new_master], UPGRADE_WAIT);
     wait_gone(&new_workers, UPGRADE_WAIT);
+    assert_eq!(read_pid_file(&pid_file), third_master);
+    let third_workers = children(third_master);
+    assert_eq!(third_workers.len(), 2, "{third_workers:?}");
+    load.wait_for_progress(200);
+    let tally = load.stop();
+    eprintln!("{tally:?}");
+    assert_eq!(tally.failed, 0, "{tally:?}");
+    assert_eq!(server.request("GET", "/hello.txt").status, 200);
+
+    // Stop the last master as an operator would, and see it clean up.
+    signal_pid(third_master, "TERM");
+    wait_gone(&[third_master], UPGRADE_WAIT);
+    wait_gone(&third_workers, UPGRADE_WAIT);
     assert!(!pid_file.exists());
 }
 
