@@ -2,7 +2,8 @@
 //! load, a new master started from the binary now on disk takes over the
 //! listening sockets and the pid file, and the old master drains and exits
 //! without a failed request; a new binary that exits at once or never
-//! serves leaves the old master serving. Each test runs a copy of txtd
+//! serves leaves the old master serving; under a (fake) service manager
+//! the old master names the new one with MAINPID=. Each test runs a copy of txtd
 //! from a scratch directory so it can replace the file, and ends every
 //! process it started, the new master included, by pid.
 #![allow(
@@ -333,4 +334,39 @@ exec sleep 60
     assert_eq!(server.workers(), workers);
     assert_eq!(read_pid_file(&pid_file), server.pid());
     assert_eq!(server.request("GET", "/hello.txt").status, 200);
+}
+
+#[test]
+fn under_a_service_manager_the_old_master_names_the_new_one_which_then_notifies_it() {
+    let scratch = Scratch::new("upgrade-notify");
+    let path = scratch.0.join("notify.sock");
+    let manager = UnixDatagram::bind(&path).unwrap();
+    manager.set_read_timeout(Some(UPGRADE_WAIT)).unwrap();
+    let receive = || {
+        let mut buf = [0u8; 512];
+        let n = manager.recv(&mut buf).expect("no notification in time");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_txtd"));
+    command.env("NOTIFY_SOCKET", &path);
+    let mut server = Server::start_in(command, &sample_site(), &["--workers", "2"]);
+    let old_master = server.pid();
+    assert_eq!(receive(), format!("READY=1\nMAINPID={old_master}\n"));
+
+    // The new master's READY=1 goes to the old master, which names it the
+    // main process and drains without a STOPPING=1 of its own.
+    server.signal("USR2");
+    let stderr = wait_for_log(&server, "is serving; draining and exiting", UPGRADE_WAIT);
+    let new_master = new_master_pid(&stderr);
+    let _guard = KillOnDrop(new_master);
+    assert_eq!(receive(), format!("MAINPID={new_master}\n"));
+    assert!(server.wait_exit().success());
+
+    // From now on the new master notifies the service manager itself.
+    signal_pid(new_master, "HUP");
+    assert!(receive().starts_with("RELOADING=1\n"));
+    assert_eq!(receive(), format!("READY=1\nMAINPID={new_master}\n"));
+    signal_pid(new_master, "TERM");
+    assert_eq!(receive(), "STOPPING=1\n");
+    wait_gone(&[new_master], UPGRADE_WAIT);
 }
