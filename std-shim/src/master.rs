@@ -2,7 +2,9 @@
 //! workers, reaps them with `waitpid` when SIGCHLD arrives through a
 //! signalfd, and puts a new worker in the slot of one that died. It never
 //! serves a request. TERM and QUIT stop gracefully, INT at once; the master
-//! exits only after every worker is reaped.
+//! exits only after every worker is reaped. Its side of the process
+//! boundary (the last `impl` block) says `READY=1` once every worker
+//! serves, and starts a binary upgrade on USR2 (modules notify, upgrade).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
