@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
+use crate::scoreboard::{Restart, Scoreboard};
 use crate::site::FsSite;
 use crate::sys::{self, Exit, Fork, Pid};
 use crate::worker;
@@ -49,7 +50,6 @@ enum Stop {
 struct Master {
     config: Config,
     listeners: Vec<OwnedFd>,
-    site: Option<FsSite>,
     access_log: Option<AccessLog>,
     signals: Option<OwnedFd>,
     slots: Vec<Slot>,
@@ -57,6 +57,8 @@ struct Master {
     stop: Option<Stop>,
     drain_deadline: Option<Instant>,
     killed: bool,
+    /// Shared with every worker; made before the first fork.
+    scoreboard: Scoreboard,
 }
 
 /// Sets up and runs the master; returns the process exit code.
@@ -69,8 +71,8 @@ pub fn run(config: Config) -> Result<i32, String> {
     if let Some(path) = &config.error_log {
         crate::error_log::open(path).map_err(|e| format!("error log {}: {e}", path.display()))?;
     }
-    let site =
-        FsSite::open(&config.root).map_err(|e| format!("root {}: {e}", config.root.display()))?;
+    // Checked here for a clear error at start; each worker opens it again.
+    FsSite::open(&config.root).map_err(|e| format!("root {}: {e}", config.root.display()))?;
     if config.check_config {
         log_info!("configuration ok");
         return Ok(0);
@@ -104,6 +106,15 @@ pub fn run(config: Config) -> Result<i32, String> {
     for addr in &bound {
         log_info!("listening on {addr} (backlog {backlog})");
     }
+    // Two generations' worth of slots: a reload runs the old and the new
+    // side by side.
+    let scoreboard = Scoreboard::new(config.workers.saturating_mul(2))
+        .map_err(|e| format!("scoreboard: {e}"))?;
+    let unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    scoreboard.master().set_master(sys::getpid(), unix_secs);
+    scoreboard.master().set_generation(1, config.workers);
     let now = Instant::now();
     let slots = (0..config.workers)
         .map(|_| Slot {
@@ -116,7 +127,6 @@ pub fn run(config: Config) -> Result<i32, String> {
     let mut master = Master {
         config,
         listeners,
-        site: Some(site),
         access_log,
         signals: Some(signals),
         slots,
@@ -124,6 +134,7 @@ pub fn run(config: Config) -> Result<i32, String> {
         stop: None,
         drain_deadline: None,
         killed: false,
+        scoreboard,
     };
     Ok(master.run())
 }
@@ -261,6 +272,7 @@ impl Master {
             return;
         }
         self.stop = Some(stop);
+        self.scoreboard.master().set_stopping();
         // New connections are refused once the workers close theirs too.
         self.listeners.clear();
         match stop {
@@ -310,6 +322,9 @@ impl Master {
                 continue;
             };
             slot.pid = None;
+            if let Some(counters) = self.scoreboard.slot(index) {
+                self.scoreboard.master().retire(&counters.release());
+            }
             let how = match exit {
                 Exit::Code(code) => format!("exited with code {code}"),
                 Exit::Signal(signal) => format!("was killed by signal {signal}"),
@@ -335,6 +350,10 @@ impl Master {
                     .min(MAX_BACKOFF)
             };
             slot.respawn_at = Some(now + backoff);
+            self.scoreboard.master().add_restart(match exit {
+                Exit::Code(_) => Restart::Exit,
+                Exit::Signal(_) => Restart::Signal,
+            });
             log_warn!("worker {index} (pid {pid}) {how}; restarting it in {backoff:?}");
         }
     }
@@ -342,8 +361,15 @@ impl Master {
     /// Forks the worker of `index`. Returns `Some(exit code)` in the child
     /// once its worker is done, `None` in the master.
     fn spawn(&mut self, index: usize) -> Option<i32> {
+        let counters = self.scoreboard.slot(index);
+        if let Some(counters) = counters {
+            counters.claim(self.scoreboard.master().generation(), sys::monotonic_ms());
+        }
         match sys::fork() {
             Ok(Fork::Parent(pid)) => {
+                if let Some(counters) = counters {
+                    counters.set_pid(pid);
+                }
                 if let Some(slot) = self.slots.get_mut(index) {
                     slot.pid = Some(pid);
                     slot.started = Instant::now();
@@ -353,6 +379,9 @@ impl Master {
             }
             Ok(Fork::Child) => Some(self.become_worker(index)),
             Err(e) => {
+                if let Some(counters) = counters {
+                    counters.release();
+                }
                 log_error!("starting worker {index}: {e}");
                 if let Some(slot) = self.slots.get_mut(index) {
                     slot.respawn_at = Some(Instant::now() + MAX_BACKOFF);
@@ -375,17 +404,15 @@ impl Master {
             return 1;
         }
         self.signals = None;
-        let Some(site) = self.site.take() else {
-            return 1;
-        };
         let setup = worker::Setup {
             listeners: std::mem::take(&mut self.listeners),
-            site,
+            root: self.config.root.clone(),
             conn: self.config.conn(),
             max_conns: self.config.max_conns,
             access_log: self.access_log.take(),
             slot: index,
             master: self.pid,
+            scoreboard: self.scoreboard,
         };
         worker::run(setup)
     }
