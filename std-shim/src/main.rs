@@ -10,10 +10,6 @@ mod error_log;
 mod access_log;
 mod config;
 mod master;
-#[expect(
-    dead_code,
-    reason = "the reading half of the scoreboard is for the admin endpoints, not written yet"
-)]
 mod scoreboard;
 mod site;
 mod sys;

@@ -2,7 +2,12 @@
 //! workers, reaps them with `waitpid` when SIGCHLD arrives through a
 //! signalfd, and puts a new worker in the slot of one that died. It never
 //! serves a request. TERM and QUIT stop gracefully, INT at once; the master
-//! exits only after every worker is reaped.
+//! exits only after every worker is reaped. The watchdog
+//! ([`watchdog`](self::watchdog)) replaces hung workers; HUP reloads
+//! ([`reload`](self::reload)) with a new generation of workers.
+
+mod reload;
+mod watchdog;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -21,6 +26,8 @@ const QUICK_DEATH: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A worker that lived this long resets its slot's backoff.
 const HEALTHY: Duration = Duration::from_secs(60);
+/// The longest the master sleeps: it checks the heartbeats this often.
+const TICK_MS: i32 = 1000;
 
 /// Signals the master handles through its signalfd.
 const SIGNALS: [i32; 7] = [
@@ -33,12 +40,41 @@ const SIGNALS: [i32; 7] = [
     sys::SIGUSR2,
 ];
 
-/// One entry of the fixed worker array.
+/// One entry of the fixed worker array (two generations' worth). A slot
+/// with no pid and no respawn time is free.
 struct Slot {
     pid: Option<Pid>,
     started: Instant,
     quick_deaths: u32,
     respawn_at: Option<Instant>,
+    /// The generation its worker belongs to (0: free).
+    generation: u64,
+    /// Its worker belongs to a retired generation (or a failed reload's):
+    /// it was told to quit and is never respawned.
+    retiring: bool,
+    /// When a retiring worker is killed if it is still running.
+    retire_by: Option<Instant>,
+    /// The watchdog killed its worker: the restart counts as a watchdog one.
+    watchdog_killed: bool,
+}
+
+impl Slot {
+    fn free(now: Instant) -> Self {
+        Self {
+            pid: None,
+            started: now,
+            quick_deaths: 0,
+            respawn_at: None,
+            generation: 0,
+            retiring: false,
+            retire_by: None,
+            watchdog_killed: false,
+        }
+    }
+
+    fn is_free(&self) -> bool {
+        self.pid.is_none() && self.respawn_at.is_none()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,6 +95,14 @@ struct Master {
     killed: bool,
     /// Shared with every worker; made before the first fork.
     scoreboard: Scoreboard,
+    /// The generation serving (1 at start, one more per reload).
+    generation: u64,
+    /// A reload whose new generation is starting.
+    reload: Option<reload::Reload>,
+    /// A HUP arrived while a reload could not start yet.
+    reload_queued: bool,
+    /// A worker could not serve: stop, then exit 1.
+    fatal: bool,
 }
 
 /// Sets up and runs the master; returns the process exit code.
@@ -116,12 +160,11 @@ pub fn run(config: Config) -> Result<i32, String> {
     scoreboard.master().set_master(sys::getpid(), unix_secs);
     scoreboard.master().set_generation(1, config.workers);
     let now = Instant::now();
-    let slots = (0..config.workers)
-        .map(|_| Slot {
-            pid: None,
-            started: now,
-            quick_deaths: 0,
-            respawn_at: Some(now),
+    let slots = (0..scoreboard.len())
+        .map(|index| Slot {
+            generation: if index < config.workers { 1 } else { 0 },
+            respawn_at: (index < config.workers).then_some(now),
+            ..Slot::free(now)
         })
         .collect();
     let mut master = Master {
@@ -135,6 +178,10 @@ pub fn run(config: Config) -> Result<i32, String> {
         drain_deadline: None,
         killed: false,
         scoreboard,
+        generation: 1,
+        reload: None,
+        reload_queued: false,
+        fatal: false,
     };
     Ok(master.run())
 }
@@ -182,6 +229,11 @@ impl Master {
                     }
                 }
             }
+            self.watchdog();
+            if self.stop.is_none() {
+                self.advance_reload(now);
+            }
+            self.retire_overdue(now);
             if let Some(deadline) = self.drain_deadline
                 && now >= deadline
                 && !self.killed
@@ -195,7 +247,7 @@ impl Master {
                     let _ = std::fs::remove_file(path);
                 }
                 log_info!("stopped");
-                return 0;
+                return i32::from(self.fatal);
             }
             let Some(signals) = self.signals.as_ref() else {
                 return 1;
@@ -208,7 +260,8 @@ impl Master {
         }
     }
 
-    /// Milliseconds until the next respawn or drain deadline (-1: none).
+    /// Milliseconds until the next respawn or drain deadline, at most
+    /// [`TICK_MS`].
     fn timeout_ms(&self, now: Instant) -> i32 {
         let respawn = if self.stop.is_none() {
             self.slots
@@ -228,12 +281,14 @@ impl Master {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        next.map_or(-1, |t| {
+        // Bounded by the tick: the watchdog and a reload in progress look
+        // at the scoreboard at least once a second.
+        next.map_or(TICK_MS, |t| {
             let ms = t
                 .saturating_duration_since(now)
                 .as_millis()
                 .saturating_add(1);
-            i32::try_from(ms).unwrap_or(i32::MAX)
+            i32::try_from(ms).unwrap_or(i32::MAX).min(TICK_MS)
         })
     }
 
@@ -254,6 +309,7 @@ impl Master {
                 sys::SIGCHLD => self.reap(),
                 sys::SIGTERM | sys::SIGQUIT => self.begin_stop(Stop::Graceful),
                 sys::SIGINT => self.begin_stop(Stop::Immediate),
+                sys::SIGHUP => self.on_hup(),
                 sys::SIGUSR1 => {
                     // After logrotate moved the files: reopen ours, then the workers'.
                     match crate::error_log::reopen() {
@@ -322,15 +378,27 @@ impl Master {
                 continue;
             };
             slot.pid = None;
-            if let Some(counters) = self.scoreboard.slot(index) {
-                self.scoreboard.master().retire(&counters.release());
-            }
+            self.scoreboard.release(index);
             let how = match exit {
                 Exit::Code(code) => format!("exited with code {code}"),
                 Exit::Signal(signal) => format!("was killed by signal {signal}"),
             };
+            let generation = slot.generation;
+            let watchdog_killed = std::mem::take(&mut slot.watchdog_killed);
+            if slot.retiring {
+                // Its generation was replaced: the slot is free for the next.
+                *slot = Slot::free(now);
+                log_info!("worker {index} (pid {pid}) of generation {generation} {how}; retired");
+                continue;
+            }
             if stopping {
                 log_info!("worker {index} (pid {pid}) {how}");
+                continue;
+            }
+            if exit == Exit::Code(worker::EXIT_CANNOT_SERVE) {
+                // Another worker would fail the same way: no respawn.
+                *slot = Slot::free(now);
+                self.cannot_serve(index, pid, generation);
                 continue;
             }
             // A worker that dies right after start would die again: back
@@ -351,6 +419,7 @@ impl Master {
             };
             slot.respawn_at = Some(now + backoff);
             self.scoreboard.master().add_restart(match exit {
+                _ if watchdog_killed => Restart::Watchdog,
                 Exit::Code(_) => Restart::Exit,
                 Exit::Signal(_) => Restart::Signal,
             });
@@ -358,12 +427,31 @@ impl Master {
         }
     }
 
+    /// A worker of `generation` exited with [`worker::EXIT_CANNOT_SERVE`]:
+    /// a reload's new generation fails that reload; the serving one stops
+    /// txtd (exit code 1) rather than fork worker after worker.
+    fn cannot_serve(&mut self, index: usize, pid: Pid, generation: u64) {
+        let why = format!(
+            "worker {index} (pid {pid}) cannot serve (exit code {})",
+            worker::EXIT_CANNOT_SERVE
+        );
+        if self.reload.as_ref().map(|r| r.generation) == Some(generation) {
+            self.fail_reload(&why);
+        } else if !self.fatal {
+            log_error!("{why}; stopping txtd (exit code 1)");
+            self.fatal = true;
+            self.begin_stop(Stop::Graceful);
+        }
+    }
+
     /// Forks the worker of `index`. Returns `Some(exit code)` in the child
     /// once its worker is done, `None` in the master.
     fn spawn(&mut self, index: usize) -> Option<i32> {
         let counters = self.scoreboard.slot(index);
+        let generation = self.slots.get(index).map_or(0, |s| s.generation);
         if let Some(counters) = counters {
-            counters.claim(self.scoreboard.master().generation(), sys::monotonic_ms());
+            // Before the fork: the watchdog times the start from here.
+            counters.claim(generation, sys::monotonic_ms());
         }
         match sys::fork() {
             Ok(Fork::Parent(pid)) => {
@@ -374,14 +462,13 @@ impl Master {
                     slot.pid = Some(pid);
                     slot.started = Instant::now();
                     slot.respawn_at = None;
+                    slot.watchdog_killed = false;
                 }
                 None
             }
             Ok(Fork::Child) => Some(self.become_worker(index)),
             Err(e) => {
-                if let Some(counters) = counters {
-                    counters.release();
-                }
+                self.scoreboard.release(index);
                 log_error!("starting worker {index}: {e}");
                 if let Some(slot) = self.slots.get_mut(index) {
                     slot.respawn_at = Some(Instant::now() + MAX_BACKOFF);
@@ -404,12 +491,20 @@ impl Master {
             return 1;
         }
         self.signals = None;
+        // A reload's new generation runs the new configuration.
+        let generation = self.slots.get(index).map_or(0, |s| s.generation);
+        // A new-generation worker closes the old access log, not inherits it.
+        let serving_log = self.access_log.take();
+        let (config, access_log) = match self.reload.as_mut() {
+            Some(r) if r.generation == generation => (&r.config, r.access_log.take()),
+            _ => (&self.config, serving_log),
+        };
         let setup = worker::Setup {
             listeners: std::mem::take(&mut self.listeners),
-            root: self.config.root.clone(),
-            conn: self.config.conn(),
-            max_conns: self.config.max_conns,
-            access_log: self.access_log.take(),
+            root: config.root.clone(),
+            conn: config.conn(),
+            max_conns: config.max_conns,
+            access_log,
             slot: index,
             master: self.pid,
             scoreboard: self.scoreboard,

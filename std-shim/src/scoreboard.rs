@@ -11,8 +11,8 @@
 //! every process.
 
 use std::io;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, fence};
 
 use crate::sys;
 
@@ -49,12 +49,19 @@ mod master_word {
     pub const UPGRADES: usize = 10;
     /// The [`super::Counts`] of every worker that ended.
     pub const RETIRED: usize = 11;
+    /// Odd while the master folds a slot into RETIRED (a sequence lock,
+    /// so that totals never count a worker twice or not at all).
+    pub const FOLD_SEQ: usize = 20;
 }
 
 /// Words of a [`Counts`] block.
 const COUNT_WORDS: usize = 9;
 const _: () = assert!(slot_word::COUNTS + COUNT_WORDS <= SLOT_WORDS);
-const _: () = assert!(master_word::RETIRED + COUNT_WORDS <= MASTER_WORDS);
+const _: () = assert!(master_word::RETIRED + COUNT_WORDS <= master_word::FOLD_SEQ);
+const _: () = assert!(master_word::FOLD_SEQ < MASTER_WORDS);
+
+/// Attempts a reader makes at a consistent [`Scoreboard::totals`].
+const TOTALS_TRIES: usize = 64;
 
 /// What a worker in a slot is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +99,20 @@ impl State {
         }
     }
 
+    /// Whether a worker in this state accepts and answers requests.
+    pub fn is_serving(self) -> bool {
+        matches!(self, Self::Idle | Self::Busy)
+    }
+}
+
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "read by the admin endpoints (/status, /metrics), next to come"
+    )
+)]
+impl State {
     /// The lowercase name, for `/status` pages and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,11 +122,6 @@ impl State {
             Self::Busy => "busy",
             Self::Draining => "draining",
         }
-    }
-
-    /// Whether a worker in this state accepts and answers requests.
-    pub fn is_serving(self) -> bool {
-        matches!(self, Self::Idle | Self::Busy)
     }
 }
 
@@ -161,7 +177,9 @@ impl Counts {
             self.timeouts_408,
         ]
     }
+}
 
+impl Counts {
     /// The sum of two counts, saturating.
     pub fn plus(&self, other: &Self) -> Self {
         let (a, b) = (self.words(), other.words());
@@ -215,14 +233,30 @@ impl Scoreboard {
         self.slots.len() / SLOT_WORDS
     }
 
-    /// Whether there is no worker slot at all.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The master-wide area.
     pub fn master(&self) -> MasterCounters {
         MasterCounters { words: self.master }
+    }
+
+    /// Empties slot `index`, whose worker ended, and adds its counters to
+    /// the retired counts, so that [`Scoreboard::totals`] goes on counting
+    /// them. The master calls this when it reaps the worker.
+    pub fn release(&self, index: usize) {
+        let Some(slot) = self.slot(index) else {
+            return;
+        };
+        let master = self.master();
+        let seq = master.word(master_word::FOLD_SEQ);
+        // Sequence lock, writer side (the master is the only writer).
+        if let Some(seq) = seq {
+            seq.fetch_add(1, Relaxed);
+        }
+        fence(Release);
+        master.retire(&slot.counts());
+        slot.clear();
+        if let Some(seq) = seq {
+            seq.fetch_add(1, Release);
+        }
     }
 
     /// Slot `index`, or `None` past the end.
@@ -233,6 +267,20 @@ impl Scoreboard {
             words: words.try_into().ok()?,
         })
     }
+}
+
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "read by the admin endpoints (/status, /metrics), next to come"
+    )
+)]
+impl Scoreboard {
+    /// Whether there is no worker slot at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 
     /// Every slot, empty ones included, in index order.
     pub fn slots(&self) -> impl Iterator<Item = SlotCounters> + '_ {
@@ -240,14 +288,25 @@ impl Scoreboard {
     }
 
     /// The request counts of the whole server: the workers that ended plus
-    /// every live slot. Monotonic (the master folds a slot into the
-    /// retired counts when it reaps its worker), so fit for Prometheus
-    /// counters; a reader racing that fold may see one worker's counts
-    /// twice for an instant.
+    /// every live slot. Monotonic, so fit for Prometheus counters: a slot
+    /// folded into the retired counts at that moment is read again.
     pub fn totals(&self) -> Counts {
-        self.slots().fold(self.master().retired(), |sum, slot| {
-            sum.plus(&slot.counts())
-        })
+        let seq = self.master().word(master_word::FOLD_SEQ);
+        let load = |order| seq.map_or(0, |s| s.load(order));
+        let mut sum = Counts::default();
+        for _ in 0..TOTALS_TRIES {
+            // Sequence lock, reader side: retry if a fold ran meanwhile.
+            let before = load(Acquire);
+            sum = self.slots().fold(self.master().retired(), |sum, slot| {
+                sum.plus(&slot.counts())
+            });
+            fence(Acquire);
+            if before % 2 == 0 && load(Relaxed) == before {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        sum
     }
 
     /// A copy of the master area and of every slot that holds a worker.
@@ -334,14 +393,11 @@ impl SlotCounters {
         self.word(slot_word::PID).store(pid, Relaxed);
     }
 
-    /// Empties the slot of a worker that ended and returns its counters,
-    /// for [`MasterCounters::retire`].
-    pub fn release(&self) -> Counts {
-        let counts = self.counts();
+    /// Zeroes every word: the slot is empty.
+    fn clear(&self) {
         for word in self.words {
             word.store(0, Relaxed);
         }
-        counts
     }
 
     // ---- the worker ----
@@ -380,16 +436,6 @@ impl SlotCounters {
 
     // ---- anyone ----
 
-    /// The worker's pid; 0 when the slot is empty.
-    pub fn pid(&self) -> i32 {
-        i32::try_from(self.word(slot_word::PID).load(Relaxed)).unwrap_or(0)
-    }
-
-    /// The generation of the slot's worker; 0 when empty.
-    pub fn generation(&self) -> u64 {
-        self.word(slot_word::GENERATION).load(Relaxed)
-    }
-
     /// What the slot's worker is doing.
     pub fn state(&self) -> State {
         State::from_word(self.word(slot_word::STATE).load(Relaxed))
@@ -407,6 +453,18 @@ impl SlotCounters {
                 .get(slot_word::COUNTS..slot_word::COUNTS + COUNT_WORDS)
                 .unwrap_or(&[]),
         )
+    }
+}
+
+impl SlotCounters {
+    /// The worker's pid; 0 when the slot is empty.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.word(slot_word::PID).load(Relaxed)).unwrap_or(0)
+    }
+
+    /// The generation of the slot's worker; 0 when empty.
+    pub fn generation(&self) -> u64 {
+        self.word(slot_word::GENERATION).load(Relaxed)
     }
 
     /// A copy of the whole slot.
@@ -459,12 +517,8 @@ pub struct MasterSnapshot {
 }
 
 impl MasterCounters {
-    fn word(&self, i: usize) -> Option<&AtomicU64> {
+    fn word(&self, i: usize) -> Option<&'static AtomicU64> {
         self.words.get(i)
-    }
-
-    fn load(&self, i: usize) -> u64 {
-        self.word(i).map_or(0, |w| w.load(Relaxed))
     }
 
     fn store(&self, i: usize, value: u64) {
@@ -520,15 +574,22 @@ impl MasterCounters {
     }
 
     /// Counts a binary upgrade handed over.
+    #[expect(dead_code, reason = "for the binary upgrade (USR2), next to come")]
     pub fn add_upgrade(&self) {
         self.add(master_word::UPGRADES, 1);
     }
 
     /// Adds an ended worker's counters to the retired counts.
-    pub fn retire(&self, counts: &Counts) {
+    fn retire(&self, counts: &Counts) {
         for (i, value) in counts.words().into_iter().enumerate() {
             self.add(master_word::RETIRED.saturating_add(i), value);
         }
+    }
+}
+
+impl MasterCounters {
+    fn load(&self, i: usize) -> u64 {
+        self.word(i).map_or(0, |w| w.load(Relaxed))
     }
 
     /// Whether a stop has begun.
@@ -576,6 +637,7 @@ mod tests {
     fn slots_do_not_overlap_and_start_empty() {
         let board = Scoreboard::new(4).unwrap();
         assert_eq!(board.len(), 4);
+        assert!(!board.is_empty());
         assert!(board.slot(4).is_none());
         for (i, slot) in board.slots().enumerate() {
             slot.claim(7, 1000 + i as u64);
@@ -619,7 +681,7 @@ mod tests {
         let before = board.totals();
         assert_eq!((before.requests, before.bytes_sent), (2, 20));
         let slot = board.slot(1).unwrap();
-        board.master().retire(&slot.release());
+        board.release(1);
         assert_eq!(slot.state(), State::Empty);
         assert_eq!(board.totals(), before);
         assert_eq!(board.snapshot().slots.len(), 1);
@@ -636,6 +698,7 @@ mod tests {
         assert_eq!((s.pid, s.heartbeat_ms, s.started_ms), (1234, 9000, 5));
         assert_eq!((s.state, s.connections), (State::Busy, 17));
         assert!(s.state.is_serving() && !State::Starting.is_serving());
+        assert_eq!(s.state.as_str(), "busy");
         let master = board.master();
         master.set_generation(3, 4);
         master.add_restart(Restart::Watchdog);
