@@ -24,9 +24,28 @@ use common::{Scratch, Server, TIMEOUT, header, is_alive, sample_site, signal_pid
 /// Held by each proof for its whole run.
 static TURN: Mutex<()> = Mutex::new(());
 
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// A proof's turn; prints how long the proof ran when it ends (for the
+/// record, never asserted).
+struct Turn {
+    _lock: std::sync::MutexGuard<'static, ()>,
+    name: &'static str,
+    start: Instant,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        eprintln!("{}: ran {:?}", self.name, self.start.elapsed());
+    }
+}
+
+fn take_turn(name: &'static str) -> Turn {
+    Turn {
+        _lock: TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        name,
+        start: Instant::now(),
+    }
 }
 
 /// Waits (bounded) until the master has `n` workers again, none of them in
@@ -68,7 +87,7 @@ fn lines_with(server: &Server, text: &str) -> Vec<String> {
 
 #[test]
 fn killing_a_random_worker_every_second_loses_no_request() {
-    let _turn = take_turn();
+    let _turn = take_turn("killing_a_random_worker_every_second_loses_no_request");
     let server = Server::start(&sample_site(), &["--workers", "3"]);
     let load = Load::start(server.addr, "/hello.txt", 8);
     load.wait_for_progress(100);
@@ -95,7 +114,8 @@ fn killing_a_random_worker_every_second_loses_no_request() {
 
 #[test]
 fn a_stopped_worker_is_killed_by_the_watchdog_and_replaced_while_the_others_serve() {
-    let _turn = take_turn();
+    let _turn =
+        take_turn("a_stopped_worker_is_killed_by_the_watchdog_and_replaced_while_the_others_serve");
     let server = Server::start(
         &sample_site(),
         &["--workers", "3", "--watchdog-timeout", "3s"],
@@ -107,6 +127,10 @@ fn a_stopped_worker_is_killed_by_the_watchdog_and_replaced_while_the_others_serv
     let stopped = Instant::now();
     // The other workers keep serving while the stopped one hangs.
     load.wait_for_progress(200);
+    assert!(
+        is_alive(victim),
+        "killed before the load was seen to progress"
+    );
     // SIGKILL ends a stopped process too; the master reaps it.
     wait_until_reaped(victim, Duration::from_secs(15));
     let pool = wait_for_pool(&server, 3, &[victim]);
@@ -135,7 +159,7 @@ fn a_stopped_worker_is_killed_by_the_watchdog_and_replaced_while_the_others_serv
 
 #[test]
 fn three_hups_in_a_row_lose_no_request_and_leave_exactly_a_new_generation() {
-    let _turn = take_turn();
+    let _turn = take_turn("three_hups_in_a_row_lose_no_request_and_leave_exactly_a_new_generation");
     let server = Server::start(&sample_site(), &["--workers", "3"]);
     let load = Load::start(server.addr, "/hello.txt", 8);
     load.wait_for_progress(100);
@@ -169,7 +193,8 @@ fn three_hups_in_a_row_lose_no_request_and_leave_exactly_a_new_generation() {
     }
     load.wait_for_progress(100);
     let tally = load.stop();
-    eprintln!("{tally:?}; pool {pool:?}");
+    let queued = lines_with(&server, "reload queued").len();
+    eprintln!("{tally:?}; pool {pool:?}; {queued} of 3 reloads queued");
     assert_eq!(tally.failed, 0, "{tally:?}");
     // No worker died on the way: 3 started per generation, no more.
     assert_eq!(
@@ -226,7 +251,7 @@ fn slow_download(
 
 #[test]
 fn term_lets_two_slow_big_downloads_finish_then_exits_zero() {
-    let _turn = take_turn();
+    let _turn = take_turn("term_lets_two_slow_big_downloads_finish_then_exits_zero");
     let scratch = Scratch::new("ha-slow");
     let line = "the quick brown fox jumps over the lazy dog 0123456789\n";
     std::fs::write(
@@ -289,7 +314,7 @@ fn term_lets_two_slow_big_downloads_finish_then_exits_zero() {
 
 #[test]
 fn a_crash_loop_forks_at_most_fifty_workers_and_recovers() {
-    let _turn = take_turn();
+    let _turn = take_turn("a_crash_loop_forks_at_most_fifty_workers_and_recovers");
     let server = Server::start(&sample_site(), &["--workers", "2"]);
     let first: HashSet<u32> = server.workers().into_iter().collect();
     let mut seen = first.clone();
@@ -315,13 +340,14 @@ fn a_crash_loop_forks_at_most_fifty_workers_and_recovers() {
     let load = Load::start(server.addr, "/hello.txt", 2);
     load.wait_for_progress(50);
     let tally = load.stop();
+    eprintln!("{tally:?}; pool {pool:?}");
     assert_eq!(tally.failed, 0, "{tally:?}");
     assert_eq!(server.workers(), pool);
 }
 
 #[test]
 fn a_worker_that_cannot_open_the_root_stops_txtd_with_exit_code_one() {
-    let _turn = take_turn();
+    let _turn = take_turn("a_worker_that_cannot_open_the_root_stops_txtd_with_exit_code_one");
     let scratch = Scratch::new("ha-fatal");
     let root = scratch.0.join("root");
     std::fs::create_dir(&root).unwrap();
@@ -351,7 +377,7 @@ fn a_worker_that_cannot_open_the_root_stops_txtd_with_exit_code_one() {
 
 #[test]
 fn a_reload_with_a_bad_configuration_keeps_serving_and_a_good_one_applies() {
-    let _turn = take_turn();
+    let _turn = take_turn("a_reload_with_a_bad_configuration_keeps_serving_and_a_good_one_applies");
     let scratch = Scratch::new("ha-reload");
     let (first, second) = (scratch.0.join("first.log"), scratch.0.join("second.log"));
     let config = scratch.0.join("txtd.toml");

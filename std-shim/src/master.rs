@@ -2,9 +2,8 @@
 //! workers, reaps them with `waitpid` when SIGCHLD arrives through a
 //! signalfd, and puts a new worker in the slot of one that died. It never
 //! serves a request. TERM and QUIT stop gracefully, INT at once; the master
-//! exits only after every worker is reaped. The watchdog
-//! ([`watchdog`](self::watchdog)) replaces hung workers; HUP reloads
-//! ([`reload`](self::reload)) with a new generation of workers.
+//! exits only after every worker is reaped. The [`watchdog`] replaces
+//! hung workers; HUP [`reload`]s with a new generation of workers.
 
 mod reload;
 mod watchdog;
