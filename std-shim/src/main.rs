@@ -13,7 +13,7 @@ mod config;
 mod master;
 mod notify;
 mod privileges;
-mod readiness;
+mod scoreboard;
 mod site;
 mod sys;
 mod upgrade;

@@ -1,13 +1,10 @@
 //! Privilege drop: `--user`/`--group` name the account the workers serve
 //! as. The master stays root (it binds, opens the logs and forks); each
-//! worker drops to the account right after the fork, before it touches a
-//! request, or exits: a worker never serves as root by accident.
+//! worker drops to the account right after the fork, before it opens the
+//! site or touches a request, or exits with `worker::EXIT_CANNOT_SERVE`
+//! (which stops txtd): a worker never serves as root by accident.
 
 use crate::sys::{self, Id};
-
-/// The exit code of a worker that cannot drop its privileges:
-/// `EX_CONFIG` (sysexits.h), since respawning it cannot help.
-pub const EXIT_FATAL: i32 = 78;
 
 /// The account workers run as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::io;
 use std::mem::{size_of, size_of_val, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU64;
 
 pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
@@ -812,20 +813,6 @@ pub fn recv_with_sender(
     Ok(Some((n, sender)))
 }
 
-/// A pipe, both ends close-on-exec and non-blocking: (read, write).
-///
-/// # Errors
-///
-/// errno of `pipe2`.
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds: [libc::c_int; 2] = [-1; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })
-        .map_err(context("pipe2"))?;
-    let [read, write] = fds;
-    Ok((owned(read)?, owned(write)?))
-}
-
 /// CLOCK_MONOTONIC in microseconds (what `RELOADING=1` carries).
 pub fn monotonic_usec() -> u64 {
     let mut now = libc::timespec {
@@ -943,6 +930,62 @@ pub fn drop_privileges(uid: Id, gid: Id) -> io::Result<()> {
         return Err(io::Error::other("uid did not change"));
     }
     Ok(())
+}
+
+// ---- shared memory and clocks ---------------------------------------------
+
+/// Maps `count` zeroed 64-bit atomics in one `MAP_SHARED | MAP_ANONYMOUS`
+/// mapping. Made before a fork, the same physical pages are seen by the
+/// parent and every child, so an atomic store in one process is a load
+/// away in the others. The mapping is never unmapped: it lives as long as
+/// the process (the scoreboard is made once, by the master).
+///
+/// # Errors
+///
+/// errno of `mmap`; `EINVAL` for an empty or too large mapping.
+pub fn map_shared_words(count: usize) -> io::Result<&'static [AtomicU64]> {
+    let len = count
+        .checked_mul(size_of::<AtomicU64>())
+        .filter(|&len| len > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a new anonymous mapping at an address the kernel picks; no
+    // existing memory is touched.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(context("mmap of the scoreboard")(io::Error::last_os_error()));
+    }
+    // SAFETY: the mapping is `len` bytes, page-aligned (so aligned for
+    // AtomicU64), zero-filled by the kernel (all-zero is a valid AtomicU64),
+    // readable and writable, and never unmapped, so the slice may be
+    // 'static. Atomics are the only access, so sharing it is sound.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<AtomicU64>().cast_const(), count) })
+}
+
+/// `CLOCK_MONOTONIC` in milliseconds: one clock for the whole system, so
+/// a time one process writes to the scoreboard means the same to another.
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is valid for writing; CLOCK_MONOTONIC always exists, and
+    // glibc answers it from the vDSO without a system call.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    if ret != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(ts.tv_nsec / 1_000_000).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(millis)
 }
 
 // ---- files --------------------------------------------------------------
