@@ -421,3 +421,75 @@ fn a_reload_with_a_bad_configuration_keeps_serving_and_a_good_one_applies() {
         "{old}"
     );
 }
+
+#[test]
+fn hups_while_the_old_generation_drains_are_queued_into_one_more_reload() {
+    let _turn = take_turn("hups_while_the_old_generation_drains_are_queued_into_one_more_reload");
+    let scratch = Scratch::new("ha-queue");
+    let line = "the quick brown fox jumps over the lazy dog 0123456789\n";
+    std::fs::write(
+        scratch.0.join("big.txt"),
+        line.repeat(24 * 1024 * 1024 / line.len()),
+    )
+    .unwrap();
+    std::fs::write(scratch.0.join("hello.txt"), "hello\n").unwrap();
+    let server = Server::start(&scratch.0, &["--workers", "2"]);
+    let load = Load::start(server.addr, "/hello.txt", 4);
+    load.wait_for_progress(100);
+    // A download that the client stops reading: its worker of generation
+    // 1 cannot finish draining until the client reads again.
+    let mut download = server.connect();
+    download
+        .write_all(b"GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut received = vec![0u8; 64 * 1024];
+    let n = download.read(&mut received).unwrap();
+    received.truncate(n);
+    server.signal("HUP");
+    server.wait_for_log("generation 2 serving (2 workers)");
+    // Apart, so the kernel delivers each on its own.
+    server.signal("HUP");
+    server.wait_for_log("reload queued until the previous one is done");
+    server.signal("HUP");
+    server.wait_for_log("reload already queued");
+    load.wait_for_progress(100);
+    let stderr = server.stderr();
+    assert!(!stderr.contains("generation 3"), "{stderr}");
+    assert_eq!(lines_with(&server, "; retired").len(), 1, "{stderr}");
+    // The client reads again: the response completes, the old worker
+    // exits, and the two queued HUPs make one reload.
+    download.read_to_end(&mut received).unwrap();
+    let end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&received[..end]).into_owned();
+    let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
+    assert_eq!(received.len() - end - 4, length, "{head}");
+    server.wait_for_log("generation 3 serving (2 workers)");
+    load.wait_for_progress(100);
+    let tally = load.stop();
+    eprintln!("{tally:?}");
+    assert_eq!(tally.failed, 0, "{tally:?}");
+    assert_eq!(
+        lines_with(&server, "reloading: ").len(),
+        2,
+        "{}",
+        server.stderr()
+    );
+    assert!(!server.stderr().contains("generation 4"));
+}
+
+#[test]
+fn a_watchdog_timeout_under_two_seconds_is_one_line_and_exit_code_one() {
+    let _turn = take_turn("a_watchdog_timeout_under_two_seconds_is_one_line_and_exit_code_one");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_txtd"))
+        .arg(sample_site())
+        .args(["--watchdog-timeout", "1s"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "txtd: watchdog-timeout must be at least 2s, not 1s\n"
+    );
+}

@@ -82,6 +82,7 @@ impl Master {
                 return;
             }
         };
+        super::warn_if_few_descriptors(config.max_conns, self.listeners.len());
         let access_log = match &config.access_log {
             Some(path) => match AccessLog::open(path) {
                 Ok(log) => Some(log),
