@@ -16,7 +16,12 @@ mod default {
     pub const MAX_REQUEST_LINE: usize = 8190;
     pub const MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const MAX_HEADERS: usize = 128;
+    pub const WATCHDOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 }
+
+/// The shortest watchdog timeout: workers beat once a second, so anything
+/// shorter would kill healthy workers between two beats.
+const MIN_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A duration flag or key: `5s`, `250ms`, `1m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -27,7 +32,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// master process and a fixed pool of pre-forked workers.
 ///
 /// Signals: TERM or QUIT stop gracefully (in-flight requests finish, up to
-/// --drain-timeout); INT stops at once.
+/// --drain-timeout); INT stops at once; HUP reloads the configuration with
+/// a new generation of workers; USR1 reopens the log files; USR2 upgrades
+/// to the binary now on disk, handing it the listening sockets. Sockets
+/// passed by socket activation (LISTEN_FDS) replace --listen.
 #[derive(Parser, Debug, Default)]
 #[command(name = "txtd", version, about, long_about = None)]
 pub struct Cli {
@@ -64,6 +72,10 @@ pub struct Cli {
     /// Time allowed without send progress [default: 30s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub send_timeout: Option<Duration>,
+    /// A worker whose heartbeat (once a second) is older than this is
+    /// killed and replaced; at least 2s [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub watchdog_timeout: Option<Duration>,
     /// Connection slots per worker [default: 512]
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
@@ -79,6 +91,12 @@ pub struct Cli {
     /// Most header fields in a request (more: 431) [default: 128]
     #[arg(long, value_name = "N")]
     pub max_headers: Option<usize>,
+    /// Run the workers as this user (needs root; the master stays root)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Run the workers with this group [default: the user's primary group]
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
     /// Validate the configuration and exit
     #[arg(long)]
     pub check_config: bool,
@@ -98,11 +116,14 @@ struct File {
     header_timeout: Option<String>,
     keepalive_timeout: Option<String>,
     send_timeout: Option<String>,
+    watchdog_timeout: Option<String>,
     max_conns: Option<usize>,
     backlog: Option<i32>,
     max_request_line: Option<usize>,
     max_header_bytes: Option<usize>,
     max_headers: Option<usize>,
+    user: Option<String>,
+    group: Option<String>,
 }
 
 /// The validated configuration.
@@ -128,6 +149,8 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Send progress limit.
     pub send_timeout: Duration,
+    /// Age of a heartbeat past which the master kills the worker.
+    pub watchdog_timeout: Duration,
     /// Connection slots per worker.
     pub max_conns: usize,
     /// Listen backlog asked for.
@@ -138,6 +161,8 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Field count limit.
     pub max_headers: usize,
+    /// The account workers run as (`--user`, `--group`).
+    pub account: Option<crate::privileges::Account>,
     /// Validate and exit.
     pub check_config: bool,
 }
@@ -184,6 +209,10 @@ impl Config {
         } else {
             listen
         };
+        let account = crate::privileges::resolve(
+            cli.user.or(file.user).as_deref(),
+            cli.group.or(file.group).as_deref(),
+        )?;
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let config = Self {
             root: cli.root.or(file.root).unwrap_or_else(|| PathBuf::from(".")),
@@ -208,6 +237,10 @@ impl Config {
                 .send_timeout
                 .or(file_duration("send-timeout", file.send_timeout)?)
                 .unwrap_or(Duration::from_secs(30)),
+            watchdog_timeout: cli
+                .watchdog_timeout
+                .or(file_duration("watchdog-timeout", file.watchdog_timeout)?)
+                .unwrap_or(default::WATCHDOG_TIMEOUT),
             max_conns: cli
                 .max_conns
                 .or(file.max_conns)
@@ -225,6 +258,7 @@ impl Config {
                 .max_headers
                 .or(file.max_headers)
                 .unwrap_or(default::MAX_HEADERS),
+            account,
             check_config: cli.check_config,
         };
         config.validate()?;
@@ -267,12 +301,33 @@ impl Config {
                 return Err(format!("{name} must be more than 0"));
             }
         }
+        if self.watchdog_timeout < MIN_WATCHDOG_TIMEOUT {
+            return Err(format!(
+                "watchdog-timeout must be at least {MIN_WATCHDOG_TIMEOUT:?}, not {:?}",
+                self.watchdog_timeout
+            ));
+        }
         let meta = std::fs::metadata(&self.root)
             .map_err(|e| format!("root {}: {e}", self.root.display()))?;
         if !meta.is_dir() {
             return Err(format!("root {}: not a directory", self.root.display()));
         }
         Ok(())
+    }
+
+    /// Reads the configuration again from the same command line and
+    /// configuration file the process started with (HUP).
+    ///
+    /// # Errors
+    ///
+    /// One line naming the bad flag, file, key or value.
+    pub fn reload() -> Result<Self, String> {
+        let cli = Cli::try_parse_from(std::env::args_os()).map_err(|e| {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            first.trim_start_matches("error: ").to_owned()
+        })?;
+        Self::resolve(cli)
     }
 
     /// The connection settings core uses.
@@ -289,5 +344,61 @@ impl Config {
             .min(ms(self.keepalive_timeout));
         config.send_timeout_ms = ms(self.send_timeout);
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Option<PathBuf> {
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/site"))
+    }
+
+    #[test]
+    fn the_watchdog_timeout_is_ten_seconds_unless_set() {
+        let config = Config::resolve(Cli {
+            root: site(),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.watchdog_timeout, Duration::from_secs(10));
+        let cli = Cli::try_parse_from(["txtd", "--watchdog-timeout", "3s"]).unwrap();
+        assert_eq!(cli.watchdog_timeout, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_watchdog_timeout_under_two_seconds_is_refused() {
+        let e = Config::resolve(Cli {
+            root: site(),
+            watchdog_timeout: Some(Duration::from_millis(1500)),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(e.starts_with("watchdog-timeout must be at least 2s"), "{e}");
+    }
+
+    #[test]
+    fn the_watchdog_timeout_is_a_config_file_key() {
+        let dir = std::env::temp_dir().join(format!("txtd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("txtd.toml");
+        std::fs::write(&file, "watchdog-timeout = \"4s\"\n").unwrap();
+        let config = Config::resolve(Cli {
+            root: site(),
+            config: Some(file.clone()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.watchdog_timeout, Duration::from_secs(4));
+        std::fs::write(&file, "watchdog-timeout = \"soon\"\n").unwrap();
+        let e = Config::resolve(Cli {
+            root: site(),
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(e.starts_with("config key watchdog-timeout: "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

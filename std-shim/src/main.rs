@@ -8,10 +8,15 @@
 #[macro_use]
 mod error_log;
 mod access_log;
+mod activation;
 mod config;
 mod master;
+mod notify;
+mod privileges;
+mod scoreboard;
 mod site;
 mod sys;
+mod upgrade;
 mod worker;
 
 use std::process::ExitCode;

@@ -2,16 +2,26 @@
 //! workers, reaps them with `waitpid` when SIGCHLD arrives through a
 //! signalfd, and puts a new worker in the slot of one that died. It never
 //! serves a request. TERM and QUIT stop gracefully, INT at once; the master
-//! exits only after every worker is reaped.
+//! exits only after every worker is reaped. The [`watchdog`] replaces
+//! hung workers; HUP [`reload`]s with a new generation of workers. Its side
+//! of the process boundary (the last `impl` block) says `READY=1` once
+//! every worker serves, and starts a binary upgrade on USR2 (modules
+//! notify, upgrade).
+
+mod reload;
+mod watchdog;
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
+use crate::notify;
+use crate::scoreboard::{Restart, Scoreboard};
 use crate::site::FsSite;
 use crate::sys::{self, Exit, Fork, Pid};
+use crate::upgrade::Upgrade;
 use crate::worker;
 
 /// A worker that lived less than this and died counts as a crash on start.
@@ -20,6 +30,8 @@ const QUICK_DEATH: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A worker that lived this long resets its slot's backoff.
 const HEALTHY: Duration = Duration::from_secs(60);
+/// The longest the master sleeps: it checks the heartbeats this often.
+const TICK_MS: i32 = 1000;
 
 /// Signals the master handles through its signalfd.
 const SIGNALS: [i32; 7] = [
@@ -32,12 +44,41 @@ const SIGNALS: [i32; 7] = [
     sys::SIGUSR2,
 ];
 
-/// One entry of the fixed worker array.
+/// One entry of the fixed worker array (two generations' worth). A slot
+/// with no pid and no respawn time is free.
 struct Slot {
     pid: Option<Pid>,
     started: Instant,
     quick_deaths: u32,
     respawn_at: Option<Instant>,
+    /// The generation its worker belongs to (0: free).
+    generation: u64,
+    /// Its worker belongs to a retired generation (or a failed reload's):
+    /// it was told to quit and is never respawned.
+    retiring: bool,
+    /// When a retiring worker is killed if it is still running.
+    retire_by: Option<Instant>,
+    /// The watchdog killed its worker: the restart counts as a watchdog one.
+    watchdog_killed: bool,
+}
+
+impl Slot {
+    fn free(now: Instant) -> Self {
+        Self {
+            pid: None,
+            started: now,
+            quick_deaths: 0,
+            respawn_at: None,
+            generation: 0,
+            retiring: false,
+            retire_by: None,
+            watchdog_killed: false,
+        }
+    }
+
+    fn is_free(&self) -> bool {
+        self.pid.is_none() && self.respawn_at.is_none()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,7 +90,6 @@ enum Stop {
 struct Master {
     config: Config,
     listeners: Vec<OwnedFd>,
-    site: Option<FsSite>,
     access_log: Option<AccessLog>,
     signals: Option<OwnedFd>,
     slots: Vec<Slot>,
@@ -57,6 +97,20 @@ struct Master {
     stop: Option<Stop>,
     drain_deadline: Option<Instant>,
     killed: bool,
+    /// Shared with every worker; made before the first fork.
+    scoreboard: Scoreboard,
+    /// The generation serving (1 at start, one more per reload).
+    generation: u64,
+    /// A reload whose new generation is starting.
+    reload: Option<reload::Reload>,
+    /// A HUP arrived while a reload could not start yet.
+    reload_queued: bool,
+    /// A worker could not serve: stop, then exit 1.
+    fatal: bool,
+    /// Whether `READY=1` went out (the pool served once).
+    ready: bool,
+    /// A binary upgrade (USR2) under way, if any.
+    upgrade: Upgrade,
 }
 
 /// Sets up and runs the master; returns the process exit code.
@@ -69,8 +123,8 @@ pub fn run(config: Config) -> Result<i32, String> {
     if let Some(path) = &config.error_log {
         crate::error_log::open(path).map_err(|e| format!("error log {}: {e}", path.display()))?;
     }
-    let site =
-        FsSite::open(&config.root).map_err(|e| format!("root {}: {e}", config.root.display()))?;
+    // Checked here for a clear error at start; each worker opens it again.
+    FsSite::open(&config.root).map_err(|e| format!("root {}: {e}", config.root.display()))?;
     if config.check_config {
         log_info!("configuration ok");
         return Ok(0);
@@ -81,9 +135,20 @@ pub fn run(config: Config) -> Result<i32, String> {
         }
         None => None,
     };
+    notify::init();
+    // Sockets passed by socket activation or an upgrading master replace
+    // --listen: nothing is bound then.
+    let inherited = crate::activation::listeners()?;
+    let from_activation = inherited.is_some();
+    let addrs: &[SocketAddr] = if from_activation { &[] } else { &config.listen };
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut bound: Vec<SocketAddr> = Vec::new();
-    for addr in &config.listen {
+    for fd in inherited.unwrap_or_default() {
+        let local = sys::local_addr(fd.as_fd()).map_err(|e| format!("getsockname: {e}"))?;
+        listeners.push(fd);
+        bound.push(local);
+    }
+    for addr in addrs {
         let fd = sys::listen(*addr, config.backlog).map_err(|e| e.to_string())?;
         let local =
             sys::local_addr(fd.as_fd()).map_err(|e| format!("getsockname for {addr}: {e}"))?;
@@ -95,28 +160,40 @@ pub fn run(config: Config) -> Result<i32, String> {
     // signals only through their own signalfd.
     sys::block_signals(&SIGNALS).map_err(|e| format!("blocking signals: {e}"))?;
     let signals = sys::signalfd(&SIGNALS).map_err(|e| e.to_string())?;
-    if let Some(path) = &config.pid_file {
+    // A new master started by an upgrade writes it once it serves.
+    if let Some(path) = config.pid_file.as_ref().filter(|_| !notify::is_upgrade()) {
         std::fs::write(path, format!("{}\n", sys::getpid()))
             .map_err(|e| format!("pid file {}: {e}", path.display()))?;
     }
     warn_if_few_descriptors(config.max_conns, listeners.len());
     let backlog = effective_backlog(config.backlog);
     for addr in &bound {
-        log_info!("listening on {addr} (backlog {backlog})");
+        if from_activation {
+            log_info!("listening on {addr} (inherited)");
+        } else {
+            log_info!("listening on {addr} (backlog {backlog})");
+        }
     }
+    // Two generations' worth of slots: a reload runs the old and the new
+    // side by side.
+    let scoreboard = Scoreboard::new(config.workers.saturating_mul(2))
+        .map_err(|e| format!("scoreboard: {e}"))?;
+    let unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    scoreboard.master().set_master(sys::getpid(), unix_secs);
+    scoreboard.master().set_generation(1, config.workers);
     let now = Instant::now();
-    let slots = (0..config.workers)
-        .map(|_| Slot {
-            pid: None,
-            started: now,
-            quick_deaths: 0,
-            respawn_at: Some(now),
+    let slots = (0..scoreboard.len())
+        .map(|index| Slot {
+            generation: if index < config.workers { 1 } else { 0 },
+            respawn_at: (index < config.workers).then_some(now),
+            ..Slot::free(now)
         })
         .collect();
     let mut master = Master {
         config,
         listeners,
-        site: Some(site),
         access_log,
         signals: Some(signals),
         slots,
@@ -124,6 +201,13 @@ pub fn run(config: Config) -> Result<i32, String> {
         stop: None,
         drain_deadline: None,
         killed: false,
+        scoreboard,
+        generation: 1,
+        reload: None,
+        reload_queued: false,
+        fatal: false,
+        ready: false,
+        upgrade: Upgrade::Idle,
     };
     Ok(master.run())
 }
@@ -171,6 +255,11 @@ impl Master {
                     }
                 }
             }
+            self.watchdog();
+            if self.stop.is_none() {
+                self.advance_reload(now);
+            }
+            self.retire_overdue(now);
             if let Some(deadline) = self.drain_deadline
                 && now >= deadline
                 && !self.killed
@@ -181,23 +270,25 @@ impl Master {
             }
             if self.stop.is_some() && self.slots.iter().all(|s| s.pid.is_none()) {
                 if let Some(path) = &self.config.pid_file {
-                    let _ = std::fs::remove_file(path);
+                    crate::upgrade::remove_pid_file_if_ours(path);
                 }
                 log_info!("stopped");
-                return 0;
+                return i32::from(self.fatal);
             }
             let Some(signals) = self.signals.as_ref() else {
                 return 1;
             };
             let timeout = self.timeout_ms(now);
-            if let Err(e) = sys::wait_readable(signals.as_fd(), timeout) {
+            if let Err(e) = self.wait(signals.as_fd(), timeout, now) {
                 log_error!("waiting for signals: {e}");
             }
             self.on_signals();
+            self.after_wake();
         }
     }
 
-    /// Milliseconds until the next respawn or drain deadline (-1: none).
+    /// Milliseconds until the next respawn or drain deadline, at most
+    /// [`TICK_MS`].
     fn timeout_ms(&self, now: Instant) -> i32 {
         let respawn = if self.stop.is_none() {
             self.slots
@@ -217,12 +308,14 @@ impl Master {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        next.map_or(-1, |t| {
+        // Bounded by the tick: the watchdog and a reload in progress look
+        // at the scoreboard at least once a second.
+        next.map_or(TICK_MS, |t| {
             let ms = t
                 .saturating_duration_since(now)
                 .as_millis()
                 .saturating_add(1);
-            i32::try_from(ms).unwrap_or(i32::MAX)
+            i32::try_from(ms).unwrap_or(i32::MAX).min(TICK_MS)
         })
     }
 
@@ -243,6 +336,7 @@ impl Master {
                 sys::SIGCHLD => self.reap(),
                 sys::SIGTERM | sys::SIGQUIT => self.begin_stop(Stop::Graceful),
                 sys::SIGINT => self.begin_stop(Stop::Immediate),
+                sys::SIGHUP => self.on_reload_signal(),
                 sys::SIGUSR1 => {
                     // After logrotate moved the files: reopen ours, then the workers'.
                     match crate::error_log::reopen() {
@@ -251,6 +345,7 @@ impl Master {
                     }
                     self.signal_all(sys::SIGUSR1);
                 }
+                sys::SIGUSR2 => self.on_upgrade_signal(),
                 other => log_warn!("ignoring signal {other}: not supported yet"),
             }
         }
@@ -261,6 +356,8 @@ impl Master {
             return;
         }
         self.stop = Some(stop);
+        self.on_stop_begun();
+        self.scoreboard.master().set_stopping();
         // New connections are refused once the workers close theirs too.
         self.listeners.clear();
         match stop {
@@ -299,6 +396,10 @@ impl Master {
                     return;
                 }
             };
+            // The new master of a binary upgrade is our child too.
+            if self.upgrade.reaped(pid, exit) {
+                continue;
+            }
             let now = Instant::now();
             let stopping = self.stop.is_some();
             let Some((index, slot)) = self
@@ -310,12 +411,27 @@ impl Master {
                 continue;
             };
             slot.pid = None;
+            self.scoreboard.release(index);
             let how = match exit {
                 Exit::Code(code) => format!("exited with code {code}"),
                 Exit::Signal(signal) => format!("was killed by signal {signal}"),
             };
+            let generation = slot.generation;
+            let watchdog_killed = std::mem::take(&mut slot.watchdog_killed);
+            if slot.retiring {
+                // Its generation was replaced: the slot is free for the next.
+                *slot = Slot::free(now);
+                log_info!("worker {index} (pid {pid}) of generation {generation} {how}; retired");
+                continue;
+            }
             if stopping {
                 log_info!("worker {index} (pid {pid}) {how}");
+                continue;
+            }
+            if exit == Exit::Code(worker::EXIT_CANNOT_SERVE) {
+                // Another worker would fail the same way: no respawn.
+                *slot = Slot::free(now);
+                self.cannot_serve(index, pid, generation);
                 continue;
             }
             // A worker that dies right after start would die again: back
@@ -335,24 +451,57 @@ impl Master {
                     .min(MAX_BACKOFF)
             };
             slot.respawn_at = Some(now + backoff);
+            self.scoreboard.master().add_restart(match exit {
+                _ if watchdog_killed => Restart::Watchdog,
+                Exit::Code(_) => Restart::Exit,
+                Exit::Signal(_) => Restart::Signal,
+            });
             log_warn!("worker {index} (pid {pid}) {how}; restarting it in {backoff:?}");
+        }
+    }
+
+    /// A worker of `generation` exited with [`worker::EXIT_CANNOT_SERVE`]:
+    /// a reload's new generation fails that reload; the serving one stops
+    /// txtd (exit code 1) rather than fork worker after worker.
+    fn cannot_serve(&mut self, index: usize, pid: Pid, generation: u64) {
+        let why = format!(
+            "worker {index} (pid {pid}) cannot serve (exit code {})",
+            worker::EXIT_CANNOT_SERVE
+        );
+        if self.reload.as_ref().map(|r| r.generation) == Some(generation) {
+            self.fail_reload(&why);
+        } else if !self.fatal {
+            log_error!("{why}; stopping txtd (exit code 1)");
+            self.fatal = true;
+            self.begin_stop(Stop::Graceful);
         }
     }
 
     /// Forks the worker of `index`. Returns `Some(exit code)` in the child
     /// once its worker is done, `None` in the master.
     fn spawn(&mut self, index: usize) -> Option<i32> {
+        let counters = self.scoreboard.slot(index);
+        let generation = self.slots.get(index).map_or(0, |s| s.generation);
+        if let Some(counters) = counters {
+            // Before the fork: the watchdog times the start from here.
+            counters.claim(generation, sys::monotonic_ms());
+        }
         match sys::fork() {
             Ok(Fork::Parent(pid)) => {
+                if let Some(counters) = counters {
+                    counters.set_pid(pid);
+                }
                 if let Some(slot) = self.slots.get_mut(index) {
                     slot.pid = Some(pid);
                     slot.started = Instant::now();
                     slot.respawn_at = None;
+                    slot.watchdog_killed = false;
                 }
                 None
             }
             Ok(Fork::Child) => Some(self.become_worker(index)),
             Err(e) => {
+                self.scoreboard.release(index);
                 log_error!("starting worker {index}: {e}");
                 if let Some(slot) = self.slots.get_mut(index) {
                     slot.respawn_at = Some(Instant::now() + MAX_BACKOFF);
@@ -363,6 +512,13 @@ impl Master {
     }
 
     fn become_worker(&mut self, index: usize) -> i32 {
+        // Before PR_SET_PDEATHSIG below: a credential change clears it.
+        if let Some(account) = self.config.account
+            && let Err(e) = crate::privileges::drop_to(account)
+        {
+            log_error!("worker {index}: dropping privileges: {e}");
+            return worker::EXIT_CANNOT_SERVE;
+        }
         // No worker outlives its master, even one killed with SIGKILL: the
         // kernel sends TERM, and an orphan drains for at most
         // worker::ORPHAN_DRAIN before it exits.
@@ -375,18 +531,117 @@ impl Master {
             return 1;
         }
         self.signals = None;
-        let Some(site) = self.site.take() else {
-            return 1;
+        // A reload's new generation runs the new configuration.
+        let generation = self.slots.get(index).map_or(0, |s| s.generation);
+        // A new-generation worker closes the old access log, not inherits it.
+        let serving_log = self.access_log.take();
+        let (config, access_log) = match self.reload.as_mut() {
+            Some(r) if r.generation == generation => (&r.config, r.access_log.take()),
+            _ => (&self.config, serving_log),
         };
         let setup = worker::Setup {
             listeners: std::mem::take(&mut self.listeners),
-            site,
-            conn: self.config.conn(),
-            max_conns: self.config.max_conns,
-            access_log: self.access_log.take(),
+            root: config.root.clone(),
+            conn: config.conn(),
+            max_conns: config.max_conns,
+            access_log,
             slot: index,
             master: self.pid,
+            scoreboard: self.scoreboard,
         };
+        self.upgrade = Upgrade::Idle;
         worker::run(setup)
+    }
+}
+
+// Readiness, notifications and the binary upgrade: the master's side of
+// the process boundary (modules notify and upgrade).
+impl Master {
+    /// Waits up to `timeout_ms` for a signal or the new master's
+    /// notification, or until the upgrade's ready deadline.
+    fn wait(&self, signals: BorrowedFd<'_>, timeout_ms: i32, now: Instant) -> std::io::Result<()> {
+        let mut fds = vec![signals];
+        fds.extend(self.upgrade.fd());
+        let timeout_ms = match self.upgrade.timeout_ms(now) {
+            Some(t) if timeout_ms < 0 => t,
+            Some(t) => timeout_ms.min(t),
+            None => timeout_ms,
+        };
+        sys::wait_any_readable(&fds, timeout_ms)
+    }
+
+    /// After each wake: notes when the pool first serves, and moves an
+    /// upgrade along.
+    fn after_wake(&mut self) {
+        self.note_ready();
+        if self.upgrade.poll(Instant::now()) {
+            self.begin_stop(Stop::Graceful);
+        }
+    }
+
+    /// The first time the pool serves: the pid file (for a new master
+    /// started by an upgrade) and `READY=1`. Returns whether it serves.
+    fn note_ready(&mut self) -> bool {
+        if !self.ready && self.stop.is_none() && self.pool_serving() {
+            self.ready = true;
+            if notify::is_upgrade()
+                && let Some(path) = &self.config.pid_file
+                && let Err(e) = crate::upgrade::write_pid_file(path)
+            {
+                log_error!("pid file {}: {e}", path.display());
+            }
+            log_info!("serving with {} workers", self.config.workers);
+            notify::ready();
+        }
+        self.ready
+    }
+
+    /// Whether the pool serves: every slot of the serving generation has a
+    /// live worker that the scoreboard shows serving.
+    fn pool_serving(&self) -> bool {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.generation == self.generation && !s.retiring)
+            .all(|(index, s)| {
+                s.pid.is_some()
+                    && self
+                        .scoreboard
+                        .slot(index)
+                        .is_some_and(|c| c.state().is_serving())
+            })
+    }
+
+    /// USR2: start the binary on disk as a new master, unless stopping or
+    /// not serving yet.
+    fn on_upgrade_signal(&mut self) {
+        if self.stop.is_some() {
+            log_warn!("ignoring USR2: stopping");
+        } else if !self.note_ready() {
+            log_warn!("ignoring USR2: not serving yet");
+        } else {
+            self.upgrade.begin(&self.listeners);
+        }
+    }
+
+    /// HUP: a reload ([`Master::on_hup`]), once the pool served: before
+    /// the first `READY=1` there is nothing to reload yet (and a `READY=1`
+    /// ending the reload would come too early).
+    fn on_reload_signal(&mut self) {
+        if self.note_ready() {
+            self.on_hup();
+        } else {
+            log_warn!("ignoring HUP: not serving yet");
+        }
+    }
+
+    /// A stop began: tell the service manager, unless a new master took
+    /// over (it is the service now), and give up on a new master that is
+    /// not serving yet.
+    fn on_stop_begun(&mut self) {
+        if !self.upgrade.handed_over() {
+            notify::stopping();
+        }
+        self.upgrade.abort();
     }
 }

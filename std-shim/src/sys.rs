@@ -7,9 +7,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::{size_of, size_of_val, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU64;
 
 pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 
@@ -360,26 +361,6 @@ pub fn epoll_wait(ep: BorrowedFd<'_>, events: &mut [Event], timeout_ms: i32) -> 
     }
 }
 
-/// Waits up to `timeout_ms` (-1: forever) for `fd` to become readable;
-/// returns whether it is.
-///
-/// # Errors
-///
-/// errno of `poll` other than EINTR.
-pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: pfd is valid for the call.
-    match check(unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) }) {
-        Ok(n) => Ok(n > 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 // ---- signals and processes -------------------------------------------
 
 fn sigset(signals: &[libc::c_int]) -> io::Result<libc::sigset_t> {
@@ -558,6 +539,453 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
     // SAFETY: `limit` is valid for writing for the call.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) })?;
     Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+// ---- inherited sockets, environment and exec (activation, upgrade) -----
+
+/// Reads an integer socket option.
+fn get_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` live across the call; `len` holds the size.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    })?;
+    Ok(value)
+}
+
+/// Takes descriptor `fd`, handed to us open by whoever started us (the
+/// `LISTEN_FDS` convention), as a listening stream socket: checks
+/// `SO_TYPE` and `SO_ACCEPTCONN`, then makes it non-blocking and
+/// close-on-exec like the sockets [`listen`] makes.
+///
+/// # Errors
+///
+/// EBADF if `fd` is not open; ENOTSOCK, or a message, if it is not a
+/// listening stream socket.
+pub fn inherit_listener(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor flags; a closed `fd` gives EBADF.
+    let fd_flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: `fd` is open (F_GETFD succeeded) and, by the LISTEN_FDS
+    // convention, handed to this process alone: nothing else here owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    if get_int_option(owned.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE)? != libc::SOCK_STREAM {
+        return Err(io::Error::other("not a stream socket"));
+    }
+    if get_int_option(owned.as_fd(), libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? == 0 {
+        return Err(io::Error::other("not a listening socket"));
+    }
+    // SAFETY: F_SETFD on a descriptor we own, with its flags plus FD_CLOEXEC.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, fd_flags | libc::FD_CLOEXEC) })?;
+    // SAFETY: F_GETFL only reads the status flags.
+    let status = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: F_SETFL on a descriptor we own, adding O_NONBLOCK.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, status | libc::O_NONBLOCK) })?;
+    Ok(owned)
+}
+
+/// Removes `name` from this process's environment, so that neither the
+/// workers nor a program we start see it.
+pub fn unset_env(name: &str) {
+    // SAFETY: txtd never starts threads, so no other thread reads the
+    // environment while it changes.
+    unsafe { std::env::remove_var(name) };
+}
+
+/// Starts `program` with `argv` and `env` in a new child process that
+/// inherits `listeners` as descriptors 3, 4, ... with `LISTEN_FDS` and
+/// `LISTEN_PID` (the child's own pid) added to `env`, its signal mask
+/// emptied and SIGPIPE back to its default: what systemd does for socket
+/// activation. Everything that allocates is prepared before the fork; the
+/// child runs only async-signal-safe calls until `execve`, and exits with
+/// code 127 if that fails. The child keeps no parent-death signal (the
+/// kernel clears it on fork).
+///
+/// # Errors
+///
+/// A NUL in an argument, or errno of `fork`.
+pub fn spawn_with_listeners(
+    program: &std::ffi::CStr,
+    argv: &[CString],
+    env: &[CString],
+    listeners: &[BorrowedFd<'_>],
+) -> io::Result<Pid> {
+    const LISTEN_PID: &[u8] = b"LISTEN_PID=";
+    let count = listeners.len();
+    let first_free = libc::c_int::try_from(count.saturating_add(3))
+        .map_err(|_| io::Error::other("too many listeners"))?;
+    let listen_fds = CString::new(format!("LISTEN_FDS={count}"))
+        .map_err(|_| io::Error::other("NUL in LISTEN_FDS"))?;
+    // `LISTEN_PID=` and room for any pid's digits and the NUL; the child
+    // writes its pid into its own copy of this buffer.
+    let mut listen_pid = [0u8; 32];
+    if let Some(head) = listen_pid.get_mut(..LISTEN_PID.len()) {
+        head.copy_from_slice(LISTEN_PID);
+    }
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(listen_fds.as_ptr());
+    env_ptrs.push(listen_pid.as_ptr().cast());
+    env_ptrs.push(std::ptr::null());
+    let sources: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let mut high: Vec<RawFd> = vec![-1; count];
+    let empty = sigset(&[])?;
+    // SAFETY: txtd never starts threads; the child only makes
+    // async-signal-safe calls on memory prepared above, then execs.
+    match check(unsafe { libc::fork() }).map_err(context("fork"))? {
+        0 => exec_child(
+            program,
+            &argv_ptrs,
+            &env_ptrs,
+            &mut listen_pid,
+            LISTEN_PID.len(),
+            &sources,
+            &mut high,
+            first_free,
+            &empty,
+        ),
+        pid => Ok(pid),
+    }
+}
+
+/// The child side of [`spawn_with_listeners`]: async-signal-safe calls
+/// only, no allocation, no panic; never returns.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "all prepared before the fork, passed as is"
+)]
+fn exec_child(
+    program: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    env: &[*const libc::c_char],
+    listen_pid: &mut [u8; 32],
+    digits_at: usize,
+    sources: &[RawFd],
+    high: &mut [RawFd],
+    first_free: libc::c_int,
+    empty: &libc::sigset_t,
+) -> ! {
+    // A signal mask survives execve: the master's blocked signals would
+    // leave the new program deaf to TERM.
+    // SAFETY: `empty` is an initialised set; the old mask is not wanted.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, empty, std::ptr::null_mut()) };
+    // An ignored disposition survives execve too.
+    // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // First copy every listener above the target range 3..first_free, so
+    // that moving one into place cannot overwrite another not yet moved.
+    for (&source, slot) in sources.iter().zip(high.iter_mut()) {
+        // SAFETY: F_DUPFD_CLOEXEC on a live descriptor; the copy is ours.
+        *slot = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, first_free) };
+        if *slot < 0 {
+            // SAFETY: _exit is async-signal-safe and ends the child.
+            unsafe { libc::_exit(127) };
+        }
+    }
+    for (target, &copy) in (3..).zip(high.iter()) {
+        // dup2 leaves FD_CLOEXEC off on `target`: it survives execve.
+        // SAFETY: both are descriptor numbers; `copy` is live.
+        if unsafe { libc::dup2(copy, target) } < 0 {
+            // SAFETY: as above.
+            unsafe { libc::_exit(127) };
+        }
+    }
+    // The decimal digits of our pid, written in place after "LISTEN_PID=".
+    // SAFETY: getpid cannot fail.
+    let mut pid = unsafe { libc::getpid() }.unsigned_abs();
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            *d = b'0' + (pid % 10) as u8;
+        }
+        len += 1;
+        pid /= 10;
+        if pid == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for i in 0..len {
+        if let (Some(out), Some(&d)) = (listen_pid.get_mut(digits_at + i), digits.get(len - 1 - i))
+        {
+            *out = d;
+        }
+    }
+    // The byte after the digits is still the buffer's 0: the NUL.
+    // SAFETY: `program` is NUL-terminated; `argv` and `env` are
+    // null-terminated arrays of pointers to NUL-terminated strings that
+    // live in this process's copy of the parent's memory.
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), env.as_ptr()) };
+    // SAFETY: _exit is async-signal-safe and ends the child.
+    unsafe { libc::_exit(127) }
+}
+
+/// Waits up to `timeout_ms` (-1: forever) until any of `fds` is readable.
+///
+/// # Errors
+///
+/// errno of `poll` other than EINTR.
+pub fn wait_any_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<()> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let count = libc::nfds_t::try_from(pfds.len()).unwrap_or(0);
+    // SAFETY: `pfds` is valid for `count` entries for the call.
+    match check(unsafe { libc::poll(pfds.as_mut_ptr(), count, timeout_ms) }) {
+        Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Asks the kernel to attach the sender's credentials to every datagram
+/// received on unix socket `fd` (`SO_PASSCRED`), for [`recv_with_sender`].
+///
+/// # Errors
+///
+/// errno of `setsockopt`.
+pub fn pass_credentials(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_PASSCRED, 1)
+}
+
+/// Receives one datagram without waiting, with the pid of the process
+/// that sent it as the kernel vouches for it (`SCM_CREDENTIALS`; a sender
+/// cannot forge another's pid without CAP_SYS_ADMIN). `None` when none
+/// waits; the pid is `None` unless [`pass_credentials`] was set.
+///
+/// # Errors
+///
+/// errno of `recvmsg` other than EAGAIN.
+pub fn recv_with_sender(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Option<Pid>)>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one ucred message, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: all-zero msghdr is valid (no name, no control yet).
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: the iovec and control buffer are live and writable for their lengths.
+    let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
+    let n = match check_size(ret) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut sender = None;
+    // SAFETY: `msg` was filled by recvmsg; its control fields describe `control`.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return a header inside `control` or null.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_CREDENTIALS {
+            // SAFETY: an SCM_CREDENTIALS message carries one ucred.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            // SAFETY: `data` points at a ucred inside `control`, maybe unaligned.
+            let cred = unsafe { std::ptr::read_unaligned(data.cast::<libc::ucred>()) };
+            sender = Some(cred.pid);
+        }
+        // SAFETY: `cmsg` is a header of `msg`'s control buffer.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok(Some((n, sender)))
+}
+
+/// CLOCK_MONOTONIC in microseconds (what `RELOADING=1` carries).
+pub fn monotonic_usec() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is valid for writing; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nsecs = u64::try_from(now.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000).saturating_add(nsecs / 1000)
+}
+
+// ---- users, groups and privileges ----------------------------------------
+
+/// A user or group id.
+pub type Id = libc::uid_t;
+
+/// Grows a lookup buffer and retries while the call says ERANGE.
+fn lookup_with_buffer(mut call: impl FnMut(&mut [libc::c_char]) -> libc::c_int) -> io::Result<()> {
+    let mut len = 1024;
+    loop {
+        let mut buf: Vec<libc::c_char> = vec![0; len];
+        match call(&mut buf) {
+            0 => return Ok(()),
+            libc::ERANGE if len < 1 << 20 => len *= 4,
+            errno => return Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// The uid and primary gid of user `name` (`getpwnam_r`); `None` if there
+/// is no such user.
+///
+/// # Errors
+///
+/// A NUL in the name, or the lookup failed (not: no such user).
+pub fn user_by_name(name: &str) -> io::Result<Option<(Id, Id)>> {
+    let c = CString::new(name).map_err(|_| io::Error::other("NUL in user name"))?;
+    // SAFETY: all-zero passwd is valid plain data to be filled.
+    let mut entry: libc::passwd = unsafe { zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    lookup_with_buffer(|buf| {
+        // SAFETY: every pointer is valid for the call and `buf.len()` is
+        // its size; the result points into `entry` or is null.
+        unsafe {
+            libc::getpwnam_r(
+                c.as_ptr(),
+                &raw mut entry,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &raw mut found,
+            )
+        }
+    })?;
+    Ok((!found.is_null()).then_some((entry.pw_uid, entry.pw_gid)))
+}
+
+/// The gid of group `name` (`getgrnam_r`); `None` if there is no such group.
+///
+/// # Errors
+///
+/// A NUL in the name, or the lookup failed (not: no such group).
+pub fn group_by_name(name: &str) -> io::Result<Option<Id>> {
+    let c = CString::new(name).map_err(|_| io::Error::other("NUL in group name"))?;
+    // SAFETY: all-zero group is valid plain data to be filled.
+    let mut entry: libc::group = unsafe { zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    lookup_with_buffer(|buf| {
+        // SAFETY: as in user_by_name.
+        unsafe {
+            libc::getgrnam_r(
+                c.as_ptr(),
+                &raw mut entry,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &raw mut found,
+            )
+        }
+    })?;
+    Ok((!found.is_null()).then_some(entry.gr_gid))
+}
+
+/// This process's effective user id.
+pub fn geteuid() -> Id {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Becomes user `uid` with group `gid` and no supplementary groups, for
+/// good: setgroups, setgid, setuid (in that order: after setuid the
+/// process may no longer change its groups), then `PR_SET_NO_NEW_PRIVS`
+/// so no exec can gain privileges back. Clears the parent-death signal
+/// (the kernel does on a credential change): set it afterwards.
+///
+/// # Errors
+///
+/// The failing call; the process must then not go on serving.
+pub fn drop_privileges(uid: Id, gid: Id) -> io::Result<()> {
+    let groups = [gid];
+    // SAFETY: `groups` holds one gid for the call.
+    check(unsafe { libc::setgroups(1, groups.as_ptr()) }).map_err(context("setgroups"))?;
+    // SAFETY: plain syscall.
+    check(unsafe { libc::setgid(gid) }).map_err(context("setgid"))?;
+    // SAFETY: plain syscall.
+    check(unsafe { libc::setuid(uid) }).map_err(context("setuid"))?;
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes 1 and three zeros.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+        .map_err(context("PR_SET_NO_NEW_PRIVS"))?;
+    // setuid from root sets all three uids; check, since serving as root
+    // by accident is what this must never do.
+    // SAFETY: getuid cannot fail.
+    let real = unsafe { libc::getuid() };
+    if real != uid || geteuid() != uid {
+        return Err(io::Error::other("uid did not change"));
+    }
+    Ok(())
+}
+
+// ---- shared memory and clocks ---------------------------------------------
+
+/// Maps `count` zeroed 64-bit atomics in one `MAP_SHARED | MAP_ANONYMOUS`
+/// mapping. Made before a fork, the same physical pages are seen by the
+/// parent and every child, so an atomic store in one process is a load
+/// away in the others. The mapping is never unmapped: it lives as long as
+/// the process (the scoreboard is made once, by the master).
+///
+/// # Errors
+///
+/// errno of `mmap`; `EINVAL` for an empty or too large mapping.
+pub fn map_shared_words(count: usize) -> io::Result<&'static [AtomicU64]> {
+    let len = count
+        .checked_mul(size_of::<AtomicU64>())
+        .filter(|&len| len > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a new anonymous mapping at an address the kernel picks; no
+    // existing memory is touched.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(context("mmap of the scoreboard")(io::Error::last_os_error()));
+    }
+    // SAFETY: the mapping is `len` bytes, page-aligned (so aligned for
+    // AtomicU64), zero-filled by the kernel (all-zero is a valid AtomicU64),
+    // readable and writable, and never unmapped, so the slice may be
+    // 'static. Atomics are the only access, so sharing it is sound.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<AtomicU64>().cast_const(), count) })
+}
+
+/// `CLOCK_MONOTONIC` in milliseconds: one clock for the whole system, so
+/// a time one process writes to the scoreboard means the same to another.
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is valid for writing; CLOCK_MONOTONIC always exists, and
+    // glibc answers it from the vDSO without a system call.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    if ret != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(ts.tv_nsec / 1_000_000).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(millis)
 }
 
 // ---- files --------------------------------------------------------------

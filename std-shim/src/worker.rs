@@ -2,15 +2,21 @@
 //! (registered with `EPOLLEXCLUSIVE`, so one worker wakes per connection)
 //! and a fixed array of connection slots whose buffers are allocated once
 //! at start. Each connection is driven by core's sans-IO `Conn`.
+//!
+//! The worker keeps its scoreboard slot current: a heartbeat with its state
+//! and connections once per wake (the epoll wait is bounded to a second),
+//! and per response `Relaxed` increments, with no allocation or system call.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use txtd_core::conn::{Activity, Close, Config as ConnConfig, Conn, Exchange, Log, Now};
 
 use crate::access_log::AccessLog;
+use crate::scoreboard::{Scoreboard, SlotCounters, State};
 use crate::site::FsSite;
 use crate::sys::{self, epoll};
 
@@ -34,12 +40,20 @@ const ROUNDS_PER_WAKE: usize = 32;
 /// triggered listener cannot spin the worker, short enough to recover fast.
 const ACCEPT_PAUSE_MS: u64 = 250;
 
+/// The longest a worker's loop sleeps: it stamps its heartbeat at least
+/// this often, so the master's watchdog can tell a hung worker.
+const HEARTBEAT_MS: u64 = 1000;
+
+/// The exit code of a worker that cannot serve at all (sysexits'
+/// `EX_CONFIG`): the master stops instead of starting another one.
+pub const EXIT_CANNOT_SERVE: i32 = 78;
+
 /// What a worker needs from the master.
 pub struct Setup {
     /// The shared listening sockets.
     pub listeners: Vec<OwnedFd>,
-    /// The site.
-    pub site: FsSite,
+    /// The site root, opened by the worker at start.
+    pub root: PathBuf,
     /// Connection settings.
     pub conn: ConnConfig,
     /// Connection slots.
@@ -50,6 +64,8 @@ pub struct Setup {
     pub slot: usize,
     /// The master's pid: a different parent means the master is gone.
     pub master: sys::Pid,
+    /// The shared scoreboard; the worker writes slot [`Setup::slot`].
+    pub scoreboard: Scoreboard,
 }
 
 /// How long a worker whose master died finishes its connections.
@@ -75,15 +91,14 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The clocks, read once per step.
-struct Clock {
-    start: Instant,
-}
+/// The clocks, read once per step. The monotonic one is the system's
+/// `CLOCK_MONOTONIC`, so the same reading stamps the scoreboard heartbeat.
+struct Clock;
 
 impl Clock {
     fn now(&self) -> Now {
         Now {
-            monotonic_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            monotonic_ms: sys::monotonic_ms(),
             unix_secs: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -92,15 +107,17 @@ impl Clock {
 }
 
 /// The access log for one slot's exchanges, plus a line in the error log
-/// for each refused request.
+/// for each refused request, and the response counted on the scoreboard.
 struct SlotLog<'a> {
     access: Option<&'a mut AccessLog>,
+    counters: SlotCounters,
     peer: SocketAddr,
     unix_secs: u64,
 }
 
 impl Log for SlotLog<'_> {
     fn exchange(&mut self, exchange: &Exchange<'_>) {
+        self.counters.add_response(exchange.status.code());
         if let Some(access) = self.access.as_deref_mut() {
             access.write(&self.peer, self.unix_secs, exchange);
         }
@@ -141,13 +158,30 @@ struct Worker {
     access_log: Option<AccessLog>,
     clock: Clock,
     master: sys::Pid,
+    /// This worker's scoreboard slot.
+    counters: SlotCounters,
     /// When an orphaned worker gives up on its connections.
     drain_deadline_ms: Option<u64>,
 }
 
-/// Runs a worker until it is told to stop; returns the exit code.
+/// Runs a worker until it is told to stop; returns the exit code:
+/// [`EXIT_CANNOT_SERVE`] when the site root cannot be opened.
 pub fn run(setup: Setup) -> i32 {
-    match Worker::new(setup) {
+    // Opened here, after the fork, by path: a root removed or replaced
+    // since the master checked it must stop txtd, not start worker after
+    // worker that cannot serve.
+    let site = match FsSite::open(&setup.root) {
+        Ok(site) => site,
+        Err(e) => {
+            log_error!(
+                "worker {} cannot serve: root {}: {e}",
+                setup.slot,
+                setup.root.display()
+            );
+            return EXIT_CANNOT_SERVE;
+        }
+    };
+    match Worker::new(setup, site) {
         Ok(mut worker) => match worker.run() {
             Ok(()) => 0,
             Err(e) => {
@@ -163,10 +197,13 @@ pub fn run(setup: Setup) -> i32 {
 }
 
 impl Worker {
-    fn new(setup: Setup) -> io::Result<Self> {
-        let clock = Clock {
-            start: Instant::now(),
-        };
+    fn new(setup: Setup, site: FsSite) -> io::Result<Self> {
+        let clock = Clock;
+        let counters = setup
+            .scoreboard
+            .slot(setup.slot)
+            .ok_or_else(|| io::Error::other(format!("no scoreboard slot {}", setup.slot)))?;
+        counters.set_pid(sys::getpid());
         let ep = sys::epoll_create()?;
         let signals = sys::signalfd(&[sys::SIGTERM, sys::SIGQUIT, sys::SIGINT, sys::SIGUSR1])?;
         sys::epoll_add(ep.as_fd(), signals.as_fd(), epoll::IN, SIGNAL_TOKEN)?;
@@ -207,13 +244,17 @@ impl Worker {
             draining: false,
             slots,
             free: (0..setup.max_conns).rev().collect(),
-            site: setup.site,
+            site,
             access_log: setup.access_log,
             clock,
             master: setup.master,
+            counters,
             drain_deadline_ms: None,
         };
         worker.start_accepting()?;
+        // Serving from here on: the master counts a reload's new generation
+        // ready once each of its workers got this far.
+        counters.beat(worker.clock.now().monotonic_ms, State::Idle, 0);
         log_info!("worker {} started", setup.slot);
         Ok(worker)
     }
@@ -265,9 +306,18 @@ impl Worker {
                 );
                 return Ok(());
             }
-            let timeout = next_wake_ms.map_or(-1, |t| {
-                i32::try_from(t.saturating_sub(now)).unwrap_or(i32::MAX)
-            });
+            // Once per wake, with the time already read: no system call
+            // per request, and at least one beat a second.
+            let state = if self.draining {
+                State::Draining
+            } else if self.active() > 0 {
+                State::Busy
+            } else {
+                State::Idle
+            };
+            self.counters.beat(now, state, self.active());
+            let sleep_ms = next_wake_ms.map_or(HEARTBEAT_MS, |t| t.saturating_sub(now));
+            let timeout = i32::try_from(sleep_ms.min(HEARTBEAT_MS)).unwrap_or(i32::MAX);
             let n = sys::epoll_wait(self.ep.as_fd(), &mut events, timeout)?;
             for event in events.iter().take(n) {
                 match event.token() {
@@ -477,8 +527,10 @@ impl Worker {
             return;
         }
         if let Some(index) = self.idlest() {
+            self.counters.add_eviction();
             self.release(index);
         } else if let Some(index) = self.slowest_head() {
+            self.counters.add_eviction();
             if let Some(slot) = self.slots.get_mut(index) {
                 slot.conn.time_out();
             }
@@ -534,6 +586,7 @@ impl Worker {
         if let Some(slot) = self.slots.get_mut(index) {
             let mut log = SlotLog {
                 access: self.access_log.as_mut(),
+                counters: self.counters,
                 peer: slot.peer,
                 unix_secs: now.unix_secs,
             };
@@ -567,6 +620,7 @@ impl Worker {
             let now = self.clock.now();
             let mut log = SlotLog {
                 access: self.access_log.as_mut(),
+                counters: self.counters,
                 peer: slot.peer,
                 unix_secs: now.unix_secs,
             };
@@ -577,6 +631,7 @@ impl Worker {
                 match sys::send2(socket, head, body) {
                     Ok(n) => {
                         slot.conn.sent(n, now);
+                        self.counters.add_bytes_sent(n);
                         progress = n > 0;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.writable = false,
