@@ -5,24 +5,11 @@
 //! master; anything that stops txtd from starting is one `txtd: ...` line
 //! on stderr and exit code 1.
 
-#[macro_use]
-mod error_log;
-mod access_log;
-mod activation;
-mod config;
-mod master;
-mod notify;
-mod privileges;
-mod scoreboard;
-mod site;
-mod sys;
-mod upgrade;
-mod worker;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
+use txtd::{config, master};
 
 fn main() -> ExitCode {
     let cli = match config::Cli::try_parse() {

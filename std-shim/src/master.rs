@@ -8,8 +8,8 @@
 //! every worker serves, and starts a binary upgrade on USR2 (modules
 //! notify, upgrade).
 
-mod reload;
-mod watchdog;
+pub mod reload;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -105,13 +105,6 @@ impl State {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "read by the admin endpoints (/status, /metrics), next to come"
-    )
-)]
 impl State {
     /// The lowercase name, for `/status` pages and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -269,13 +262,6 @@ impl Scoreboard {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "read by the admin endpoints (/status, /metrics), next to come"
-    )
-)]
 impl Scoreboard {
     /// Whether there is no worker slot at all.
     pub fn is_empty(&self) -> bool {
@@ -574,7 +560,6 @@ impl MasterCounters {
     }
 
     /// Counts a binary upgrade handed over.
-    #[expect(dead_code, reason = "for the binary upgrade (USR2), next to come")]
     pub fn add_upgrade(&self) {
         self.add(master_word::UPGRADES, 1);
     }
