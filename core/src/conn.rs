@@ -411,6 +411,9 @@ pub struct Conn<'b, S: Site, const MAX_FIELDS: usize = 128> {
     progress_ms: u64,
     requests: u32,
     peer_eof: bool,
+    /// The request being answered asked to close, and nothing of a body
+    /// can follow it (no refusal).
+    client_close: bool,
     draining: bool,
     pressure: bool,
     now: Now,
@@ -445,6 +448,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             progress_ms: now.monotonic_ms,
             requests: 0,
             peer_eof: false,
+            client_close: false,
             draining: false,
             pressure: false,
             now,
@@ -468,6 +472,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         self.progress_ms = now.monotonic_ms;
         self.requests = 0;
         self.peer_eof = false;
+        self.client_close = false;
         self.draining = false;
         self.pressure = false;
         self.now = now;
@@ -581,6 +586,26 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
                 [head, page]
             }
             _ => [head, &[]],
+        }
+    }
+
+    /// The site's cached page that the body part of [`Conn::output`] is
+    /// taken from now, and where in the page that part starts; `None` while
+    /// the body part is empty or comes from the output buffer.
+    ///
+    /// A driver that holds the page's bytes elsewhere too (in a file it can
+    /// `sendfile` from) may send the same bytes from there, then call
+    /// [`Conn::sent`] as usual.
+    pub fn cached_body(&self) -> Option<(&S::Handle, usize)> {
+        let Phase::Send(sending) = &self.phase else {
+            return None;
+        };
+        if sending.forge.placed < sending.forge.total || sending.window.0 < sending.window.1 {
+            return None;
+        }
+        match &sending.body {
+            Body::Cached { handle, pos, end } if pos < end => Some((handle, *pos)),
+            _ => None,
         }
     }
 
@@ -783,6 +808,19 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             &mut self.path_len,
         );
         self.current = Some(current);
+        // Before draining or the request limit turn keep-alive off: only
+        // the client's own wish counts, and only where no body can follow.
+        self.client_close = match &plan {
+            Plan::Refuse {
+                refusal,
+                keep_alive,
+                ..
+            } => !keep_alive && !refusal.closes_connection(),
+            Plan::Options { keep_alive, .. }
+            | Plan::Redirect { keep_alive, .. }
+            | Plan::NotModified { keep_alive, .. } => !keep_alive,
+            Plan::Page(prepared) => !prepared.keep_alive,
+        };
         let plan = match plan {
             Plan::Refuse {
                 refusal,
@@ -1289,9 +1327,16 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         self.line_start = 0;
         self.idle_since_ms = self.now.monotonic_ms;
         self.head_since_ms = (self.in_len > 0).then_some(self.now.monotonic_ms);
+        let client_close = core::mem::take(&mut self.client_close);
         self.phase = if keep_alive {
             Phase::Head
-        } else if self.peer_eof {
+        } else if self.peer_eof || (client_close && self.in_len == 0) {
+            // Lingering (RFC 9112 §9.6) keeps bytes the client is still
+            // sending from resetting the connection before it read our
+            // response. A client that asked to close must not send another
+            // request (§9.6), and none of one arrived, nor of a body (it
+            // would have been refused): none is in flight, so close now,
+            // as nginx does.
             Phase::Closed
         } else {
             Phase::Linger {

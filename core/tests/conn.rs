@@ -849,6 +849,63 @@ fn an_idle_keep_alive_connection_closes_after_its_timeout() {
     assert_eq!(close, Close::Now);
 }
 
+/// How a connection ends after answering `input` in one piece, with
+/// `config`: the statuses sent and what the driver is told to do.
+fn ending(input: &[u8], config: Config) -> (Vec<u16>, Close) {
+    let mut site = site();
+    let (mut inbuf, mut outbuf) = ([0u8; 4096], [0u8; 4096]);
+    let mut conn: Conn<'_, Table> = Conn::new(&mut inbuf, &mut outbuf, config, now(0));
+    feed(&mut conn, input, 0);
+    let (out, close) = drain(&mut conn, &mut site, 0);
+    let statuses = responses(&out, |_| false)
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    (statuses, close)
+}
+
+#[test]
+fn a_client_that_asked_to_close_and_sent_nothing_more_is_closed_at_once() {
+    for input in [
+        &b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+        b"GET /hello.txt HTTP/1.0\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /dir HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let (statuses, close) = ending(input, Config::DEFAULT);
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(close, Close::Now, "{}", String::from_utf8_lossy(input));
+    }
+}
+
+#[test]
+fn a_close_the_client_may_still_be_sending_into_lingers() {
+    let mut last = Config::DEFAULT;
+    last.max_requests = 1;
+    for (input, config, status) in [
+        // More bytes after the request that asked to close.
+        (
+            &b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /"[..],
+            Config::DEFAULT,
+            200,
+        ),
+        // A body, refused: the rest of it may still be on its way.
+        (
+            b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n",
+            Config::DEFAULT,
+            413,
+        ),
+        // A malformed head.
+        (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", Config::DEFAULT, 400),
+        // The server ends the connection: pipelined requests may follow.
+        (b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", last, 200),
+    ] {
+        let (statuses, close) = ending(input, config);
+        assert_eq!(statuses, [status], "{}", String::from_utf8_lossy(input));
+        assert_eq!(close, Close::Linger, "{}", String::from_utf8_lossy(input));
+    }
+}
+
 #[test]
 fn a_response_the_client_never_reads_is_given_up_and_logged_incomplete() {
     let mut site = site();
