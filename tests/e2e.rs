@@ -535,12 +535,14 @@ fn a_stop_gives_up_on_a_stuck_client_after_the_drain_timeout() {
     }
 }
 
-#[test]
-fn a_changed_file_is_served_fresh_not_from_the_page_cache() {
-    let scratch = Scratch::new("cache");
+/// Serves `note.txt` through the page cache, changes it (same length,
+/// then longer), and returns how many requests each new version took to
+/// show, at most `tries` each, `pause` apart.
+fn versions_seen(name: &str, args: &[&str], tries: usize, pause: Duration) -> (usize, usize) {
+    let scratch = Scratch::new(name);
     let file = scratch.0.join("note.txt");
     std::fs::write(&file, "first version\n").unwrap();
-    let server = Server::start(&scratch.0, &["--workers", "1"]);
+    let server = Server::start(&scratch.0, args);
     for _ in 0..3 {
         assert!(
             server
@@ -554,18 +556,122 @@ fn a_changed_file_is_served_fresh_not_from_the_page_cache() {
         .header("etag")
         .unwrap()
         .to_owned();
+    let mut seen = Vec::new();
     // Same length, new bytes: only the modification time tells them apart.
-    std::thread::sleep(Duration::from_millis(20));
+    for text in ["other version\n", "a longer third version\n"] {
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&file, text).unwrap();
+        let mut requests = 0;
+        while requests < tries {
+            requests += 1;
+            let r = server.request("GET", "/note.txt");
+            if r.text().contains(text.trim_end()) {
+                assert_ne!(r.header("etag").unwrap(), etag);
+                break;
+            }
+            assert!(r.text().contains("version"), "{}", r.text());
+            std::thread::sleep(pause);
+        }
+        seen.push(requests);
+    }
+    (seen[0], seen[1])
+}
+
+#[test]
+fn a_changed_file_is_served_fresh_when_every_request_checks_it() {
+    let (first, second) = versions_seen(
+        "cache-checked",
+        &["--workers", "1", "--page-cache-valid", "0s"],
+        1,
+        Duration::ZERO,
+    );
+    assert_eq!((first, second), (1, 1));
+}
+
+#[test]
+fn a_changed_file_is_served_fresh_once_the_page_cache_checks_it_again() {
+    // The default interval is a second: each version shows within a few,
+    // not from the first request on.
+    let (first, second) = versions_seen(
+        "cache-rechecked",
+        &["--workers", "1"],
+        100,
+        Duration::from_millis(50),
+    );
+    assert!(first < 100 && second < 100, "{first}, {second}");
+}
+
+#[test]
+fn within_the_check_interval_a_cached_page_is_served_without_looking_at_its_file() {
+    let scratch = Scratch::new("cache-valid");
+    let file = scratch.0.join("note.txt");
+    std::fs::write(&file, "first version\n").unwrap();
+    let server = Server::start(&scratch.0, &["--workers", "1", "--page-cache-valid", "1h"]);
+    assert!(server.request("GET", "/note.txt").text().contains("first"));
     std::fs::write(&file, "other version\n").unwrap();
-    let r = server.request("GET", "/note.txt");
-    assert!(r.text().contains("other version"), "{}", r.text());
-    assert_ne!(r.header("etag").unwrap(), etag);
-    std::fs::write(&file, "a longer third version\n").unwrap();
-    assert!(
-        server
-            .request("GET", "/note.txt")
-            .text()
-            .contains("a longer third version")
+    std::fs::remove_file(&file).unwrap();
+    for _ in 0..10 {
+        let r = server.request("GET", "/note.txt");
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("first version"), "{}", r.text());
+    }
+    // A file never cached is looked up on every request.
+    assert_eq!(server.request("GET", "/other.txt").status, 404);
+}
+
+#[test]
+fn a_page_sent_from_its_memory_file_arrives_whole_in_full_and_in_ranges() {
+    let scratch = Scratch::new("page-file");
+    // About 90 KiB of page: above the size kept on the heap, so the body
+    // goes out with sendfile from the page's memory file.
+    let text: String = (0..1500)
+        .map(|i| format!("line {i:04}: 1 < 2 && \"x\" > 'y'\n"))
+        .collect();
+    std::fs::write(scratch.0.join("big.txt"), &text).unwrap();
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    let server = Server::start(&scratch.0, &["--workers", "1"]);
+    let whole = server.request("GET", "/big.txt");
+    assert_eq!(whole.status, 200);
+    assert!(whole.text().contains(&escaped));
+    assert!(whole.body.len() > 64 * 1024, "{}", whole.body.len());
+    // Pipelined far past a small receive buffer, read only once all are
+    // sent: sendfile stops short again and again and must resume there.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let get = b"GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+    let range = b"GET /big.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=70000-70099\r\n\r\n";
+    // About 7 MiB of responses: more than the kernel buffers a sender
+    // (4 MiB by default) and a small receiver take.
+    const PAIRS: usize = 80;
+    let mut requests = Vec::new();
+    for _ in 0..PAIRS {
+        requests.extend_from_slice(get);
+        requests.extend_from_slice(range);
+    }
+    requests.extend_from_slice(b"HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    stream.write_all(&requests).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut is_head = vec![false; 2 * PAIRS];
+    is_head.push(true);
+    let responses = read_responses_to(&mut stream, &is_head);
+    for pair in responses[..2 * PAIRS].chunks(2) {
+        assert_eq!(pair[0].status, 200);
+        assert_eq!(pair[0].body, whole.body);
+        assert_eq!(pair[1].status, 206);
+        assert_eq!(pair[1].body, whole.body[70000..70100]);
+    }
+    let head = &responses[2 * PAIRS];
+    assert_eq!(
+        head.header("content-length"),
+        Some(&*whole.body.len().to_string())
     );
 }
 

@@ -17,6 +17,8 @@ mod default {
     pub const MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const MAX_HEADERS: usize = 128;
     pub const WATCHDOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// lighttpd's stat cache keeps an entry for a second too.
+    pub const PAGE_CACHE_VALID: std::time::Duration = std::time::Duration::from_secs(1);
 }
 
 /// The shortest watchdog timeout: workers beat once a second, so anything
@@ -76,6 +78,11 @@ pub struct Cli {
     /// killed and replaced; at least 2s [default: 10s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub watchdog_timeout: Option<Duration>,
+    /// How long a cached page is served before its file is checked again
+    /// (a changed file shows within this time); 0s checks on every
+    /// request [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub page_cache_valid: Option<Duration>,
     /// Connection slots per worker [default: 512]
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
@@ -117,6 +124,7 @@ struct File {
     keepalive_timeout: Option<String>,
     send_timeout: Option<String>,
     watchdog_timeout: Option<String>,
+    page_cache_valid: Option<String>,
     max_conns: Option<usize>,
     backlog: Option<i32>,
     max_request_line: Option<usize>,
@@ -151,6 +159,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Age of a heartbeat past which the master kills the worker.
     pub watchdog_timeout: Duration,
+    /// How long a cached page is served without checking its file.
+    pub page_cache_valid: Duration,
     /// Connection slots per worker.
     pub max_conns: usize,
     /// Listen backlog asked for.
@@ -241,6 +251,10 @@ impl Config {
                 .watchdog_timeout
                 .or(file_duration("watchdog-timeout", file.watchdog_timeout)?)
                 .unwrap_or(default::WATCHDOG_TIMEOUT),
+            page_cache_valid: cli
+                .page_cache_valid
+                .or(file_duration("page-cache-valid", file.page_cache_valid)?)
+                .unwrap_or(default::PAGE_CACHE_VALID),
             max_conns: cli
                 .max_conns
                 .or(file.max_conns)
@@ -376,6 +390,30 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.starts_with("watchdog-timeout must be at least 2s"), "{e}");
+    }
+
+    #[test]
+    fn a_cached_page_is_checked_again_after_a_second_unless_set() {
+        let config = Config::resolve(Cli {
+            root: site(),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.page_cache_valid, Duration::from_secs(1));
+        let cli = Cli::try_parse_from(["txtd", "--page-cache-valid", "0s"]).unwrap();
+        assert_eq!(cli.page_cache_valid, Some(Duration::ZERO));
+        let dir = std::env::temp_dir().join(format!("txtd-config-pcv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("txtd.toml");
+        std::fs::write(&file, "page-cache-valid = \"250ms\"\n").unwrap();
+        let config = Config::resolve(Cli {
+            root: site(),
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.page_cache_valid, Duration::from_millis(250));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

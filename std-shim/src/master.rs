@@ -216,12 +216,17 @@ pub fn run(config: Config) -> Result<i32, String> {
 /// the site root, files being sent, logs and a margin.
 const WORKER_SPARE_FDS: u64 = 16;
 
-/// Warns when `RLIMIT_NOFILE` is too low for a worker to fill its slots:
-/// `accept4` would then fail with EMFILE before the slots run out.
+/// Warns when `RLIMIT_NOFILE` is too low for a worker to fill its slots
+/// and its page cache's memory files: `accept4` would then fail with
+/// EMFILE before the slots run out.
 fn warn_if_few_descriptors(max_conns: usize, listeners: usize) {
-    let need = u64::try_from(max_conns.saturating_add(listeners))
-        .unwrap_or(u64::MAX)
-        .saturating_add(WORKER_SPARE_FDS);
+    let need = u64::try_from(
+        max_conns
+            .saturating_add(listeners)
+            .saturating_add(crate::site::MAX_FILE_PAGES),
+    )
+    .unwrap_or(u64::MAX)
+    .saturating_add(WORKER_SPARE_FDS);
     match sys::nofile_limit() {
         Ok((soft, hard)) if soft < need => log_warn!(
             "RLIMIT_NOFILE soft limit {soft} (hard {hard}) is below the {need} descriptors each worker may need; raise it (ulimit -n) or lower --max-conns"
@@ -543,6 +548,7 @@ impl Master {
             listeners: std::mem::take(&mut self.listeners),
             root: config.root.clone(),
             conn: config.conn(),
+            page_cache_valid: config.page_cache_valid,
             max_conns: config.max_conns,
             access_log,
             slot: index,

@@ -6,10 +6,14 @@
 //! or device never is), and the second open must name the same inode.
 //! File bytes are read with `pread` from that one descriptor.
 //!
-//! Pages of files up to [`MAX_CACHED_FILE`] are rendered once and kept in a
-//! bounded per-worker cache keyed by (device, inode, size, mtime, path), so
-//! a hit costs one `O_PATH` open and one `fstat`; a changed file has a new
-//! key and is rendered again. The cached bytes are core's own rendering
+//! Pages of files up to [`MAX_CACHED_FILE`] are rendered once into a
+//! bounded per-worker cache keyed by path and checked against the file's
+//! (device, inode, size, mtime): a changed file has a new key and is
+//! rendered again. A check is an `O_PATH` open and an `fstat`, made at most
+//! once per [`FsSite::revalidate_every`] interval (nginx's
+//! `open_file_cache_valid`), so a hit within it costs no system call. Pages
+//! above [`MIN_FILE_PAGE`] live in sealed memory files, for `sendfile`
+//! ([`FsSite::page_file`]). The cached bytes are core's own rendering
 //! ([`txtd_core::html::write_page`]), so they equal what core would stream.
 
 use std::collections::{HashMap, VecDeque};
@@ -17,6 +21,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Duration;
 
 use txtd_core::html;
 use txtd_core::site::{DirEntry, Entry, Error, Kind, Site};
@@ -27,44 +32,93 @@ use crate::sys;
 pub const MAX_CACHED_FILE: u64 = 1024 * 1024;
 /// Rendered-page bytes a worker keeps at most.
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Smallest page kept in a memory file and sent with `sendfile`: below it,
+/// copying the page with its head in one `sendmsg` costs less than a second
+/// system call.
+pub const MIN_FILE_PAGE: usize = 16 * 1024;
+/// Most pages in memory files at once: each holds a descriptor.
+pub const MAX_FILE_PAGES: usize = 256;
 
 /// What identifies one version of a file's content.
 type Key = (u64, u64, u64, i64, i64);
-/// A cached page and the path it was rendered for (its last segment is
-/// the title).
-type Cached = (Box<[u8]>, Rc<[u8]>);
 
-/// Rendered pages, evicted oldest first past [`CACHE_BYTES`].
+/// A rendered page's bytes: on the heap, or in a sealed memory file.
+pub enum Page {
+    /// A small page, sent by copying.
+    Heap(Box<[u8]>),
+    /// A page in a memory file of its own, sent with `sendfile`.
+    File(sys::PageFile),
+}
+
+impl Page {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Heap(bytes) => bytes,
+            Self::File(file) => file.bytes(),
+        }
+    }
+}
+
+/// One cached page: the file version it was rendered from, when that was
+/// last checked, and the entry core sees.
+struct Cached {
+    key: Key,
+    entry: Entry,
+    page: Rc<Page>,
+    checked_ms: u64,
+}
+
+/// Rendered pages by path, evicted oldest first past [`CACHE_BYTES`] or
+/// [`MAX_FILE_PAGES`].
 #[derive(Default)]
 struct PageCache {
-    pages: HashMap<Key, Cached>,
-    order: VecDeque<Key>,
+    pages: HashMap<Box<[u8]>, Cached>,
+    /// Paths in the order they were first cached.
+    order: VecDeque<Box<[u8]>>,
     bytes: usize,
+    files: usize,
 }
 
 impl PageCache {
-    fn get(&self, key: &Key, path: &[u8]) -> Option<Rc<[u8]>> {
-        self.pages
-            .get(key)
-            .filter(|(p, _)| &**p == path)
-            .map(|(_, page)| Rc::clone(page))
+    /// Accounts for a page leaving the cache.
+    fn forget(&mut self, page: &Page) {
+        self.bytes = self.bytes.saturating_sub(page.bytes().len());
+        if matches!(page, Page::File(_)) {
+            self.files = self.files.saturating_sub(1);
+        }
     }
 
-    fn insert(&mut self, key: Key, path: &[u8], page: Rc<[u8]>) {
-        while self.bytes.saturating_add(page.len()) > CACHE_BYTES {
+    fn insert(&mut self, path: &[u8], cached: Cached) {
+        let len = cached.page.bytes().len();
+        let file = usize::from(matches!(*cached.page, Page::File(_)));
+        if let Some(old) = self.pages.remove(path) {
+            // Replaced in place: the path keeps its place in `order`.
+            self.forget(&old.page);
+        } else {
+            self.order.push_back(path.into());
+        }
+        // Bounded: each round evicts a page or passes over `path` once.
+        for _ in 0..=self.order.len() {
+            if self.bytes.saturating_add(len) <= CACHE_BYTES
+                && self.files.saturating_add(file) <= MAX_FILE_PAGES
+            {
+                break;
+            }
             let Some(old) = self.order.pop_front() else {
                 break;
             };
-            if let Some((_, evicted)) = self.pages.remove(&old) {
-                self.bytes = self.bytes.saturating_sub(evicted.len());
+            if &*old == path {
+                // Not in `pages` now; it goes to the back once more.
+                self.order.push_back(old);
+                continue;
+            }
+            if let Some(evicted) = self.pages.remove(&old) {
+                self.forget(&evicted.page);
             }
         }
-        self.bytes = self.bytes.saturating_add(page.len());
-        if let Some((_, replaced)) = self.pages.insert(key, (path.into(), page)) {
-            self.bytes = self.bytes.saturating_sub(replaced.len());
-        } else {
-            self.order.push_back(key);
-        }
+        self.bytes = self.bytes.saturating_add(len);
+        self.files = self.files.saturating_add(file);
+        self.pages.insert(path.into(), cached);
     }
 }
 
@@ -72,6 +126,10 @@ impl PageCache {
 pub struct FsSite {
     root: OwnedFd,
     cache: PageCache,
+    /// How long a cached page is served without checking its file.
+    valid_ms: u64,
+    /// The monotonic time of the request being opened.
+    now_ms: u64,
 }
 
 /// An open file or directory.
@@ -79,7 +137,7 @@ pub enum Handle {
     /// A regular file, read with `pread`.
     File(OwnedFd),
     /// A regular file whose whole page is rendered.
-    Page(Rc<[u8]>),
+    Page(Rc<Page>),
     /// A directory's regular files and subdirectories, sorted by name,
     /// read when it was opened.
     Dir(Vec<(Vec<u8>, Kind)>),
@@ -98,7 +156,49 @@ impl FsSite {
         Ok(Self {
             root,
             cache: PageCache::default(),
+            valid_ms: 0,
+            now_ms: 0,
         })
+    }
+
+    /// Checks a cached page's file at most once per `interval` (measured
+    /// with the times [`FsSite::set_now_ms`] gives), instead of on every
+    /// request; zero, the default, checks every time. Within the interval a
+    /// changed or removed file is still served as it was.
+    #[must_use]
+    pub fn revalidate_every(mut self, interval: Duration) -> Self {
+        self.valid_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Sets the monotonic time, in milliseconds, of the requests opened next.
+    pub fn set_now_ms(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// The memory file holding a handle's page, if it is in one: its bytes
+    /// are those of [`Site::page`], to `sendfile` from.
+    pub fn page_file<'h>(&self, handle: &'h Handle) -> Option<BorrowedFd<'h>> {
+        match handle {
+            Handle::Page(page) => match &**page {
+                Page::File(file) => Some(file.fd()),
+                Page::Heap(_) => None,
+            },
+            Handle::File(_) | Handle::Dir(_) => None,
+        }
+    }
+
+    /// The cached page at `path` rendered from the file version `key`.
+    fn cached(&mut self, path: &[u8], key: Option<&Key>) -> Option<(Handle, Entry)> {
+        let now_ms = self.now_ms;
+        let cached = self.cache.pages.get_mut(path)?;
+        match key {
+            Some(key) if *key != cached.key => return None,
+            Some(_) => cached.checked_ms = now_ms,
+            None if now_ms.saturating_sub(cached.checked_ms) >= self.valid_ms => return None,
+            None => {}
+        }
+        Some((Handle::Page(Rc::clone(&cached.page)), cached.entry))
     }
 }
 
@@ -116,12 +216,19 @@ fn read_whole(fd: BorrowedFd<'_>, size: u64) -> Option<Vec<u8>> {
     Some(text)
 }
 
-/// The page of the file at `path` holding `text`, as core renders it.
-fn render(path: &[u8], text: &[u8]) -> Option<Rc<[u8]>> {
+/// The page of the file at `path` holding `text`, as core renders it:
+/// in a memory file from [`MIN_FILE_PAGE`] on (on the heap if one cannot
+/// be made).
+fn render(path: &[u8], text: &[u8]) -> Option<Page> {
     let len = usize::try_from(html::page_len(path, text)).ok()?;
+    let fill = |page: &mut [u8]| html::write_page(path, text, page).ok() == Some(len);
+    if len >= MIN_FILE_PAGE
+        && let Ok(file) = sys::PageFile::new(len, fill)
+    {
+        return Some(Page::File(file));
+    }
     let mut page = vec![0u8; len];
-    let written = html::write_page(path, text, &mut page).ok()?;
-    (written == len).then(|| page.into())
+    fill(&mut page).then(|| Page::Heap(page.into()))
 }
 
 /// The facts core needs about a file or directory.
@@ -160,6 +267,9 @@ impl Site for FsSite {
     type Handle = Handle;
 
     fn open(&mut self, path: &[u8]) -> Result<(Handle, Entry), Error> {
+        if let Some(hit) = self.cached(path, None) {
+            return Ok(hit);
+        }
         let probe = sys::open_beneath(self.root.as_fd(), path, true).map_err(|e| site_error(&e))?;
         let seen = sys::fstat(probe.as_fd()).map_err(|e| site_error(&e))?;
         if !seen.is_file && !seen.is_dir {
@@ -167,9 +277,9 @@ impl Site for FsSite {
         }
         let key: Key = (seen.dev, seen.ino, seen.size, seen.mtime, seen.mtime_nsec);
         if seen.is_file
-            && let Some(page) = self.cache.get(&key, path)
+            && let Some(hit) = self.cached(path, Some(&key))
         {
-            return Ok((Handle::Page(page), entry_of(&seen)));
+            return Ok(hit);
         }
         let fd = sys::open_beneath(self.root.as_fd(), path, false).map_err(|e| site_error(&e))?;
         let stat = sys::fstat(fd.as_fd()).map_err(|e| site_error(&e))?;
@@ -184,7 +294,14 @@ impl Site for FsSite {
             if let Some(page) =
                 read_whole(fd.as_fd(), stat.size).and_then(|text| render(path, &text))
             {
-                self.cache.insert(key, path, Rc::clone(&page));
+                let page = Rc::new(page);
+                let cached = Cached {
+                    key,
+                    entry,
+                    page: Rc::clone(&page),
+                    checked_ms: self.now_ms,
+                };
+                self.cache.insert(path, cached);
                 return Ok((Handle::Page(page), entry));
             }
         }
@@ -224,7 +341,7 @@ impl Site for FsSite {
 
     fn page<'h>(&self, handle: &'h Handle) -> Option<&'h [u8]> {
         match handle {
-            Handle::Page(page) => Some(page),
+            Handle::Page(page) => Some(page.bytes()),
             _ => None,
         }
     }
@@ -282,7 +399,7 @@ mod tests {
         ] {
             let page = render(name, text).unwrap();
             assert_eq!(
-                &*page,
+                page.bytes(),
                 &streamed(name, text)[..],
                 "{}",
                 String::from_utf8_lossy(name)

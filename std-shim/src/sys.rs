@@ -13,6 +13,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicU64;
 
 pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+pub use memfd::{PageFile, sendfile};
+
+// The path keeps the module found when a test includes this file by its
+// own `#[path]` (tests/alloc.rs does).
+#[path = "sys/memfd.rs"]
+mod memfd;
 
 /// Turns a -1 return into the errno error.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -181,13 +187,41 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
     from_sockaddr(&storage)
 }
 
-/// Accepts one connection, non-blocking and close-on-exec; `None` when
-/// none is waiting.
+/// Sets `TCP_NODELAY` on a socket. Set on a listening socket, it is
+/// inherited by every connection `accept4` returns (Linux copies the
+/// listener's TCP options), which [`accept_inheriting`] relies on.
+///
+/// # Errors
+///
+/// errno of `setsockopt`.
+pub fn set_nodelay(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
+}
+
+/// Accepts one connection, non-blocking and close-on-exec, with
+/// `TCP_NODELAY` set; `None` when none is waiting.
 ///
 /// # Errors
 ///
 /// errno of `accept4` other than EAGAIN (EMFILE, ENOBUFS, ...).
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, SocketAddr)>> {
+    let accepted = accept_inheriting(listener)?;
+    if let Some((fd, _)) = &accepted {
+        // Responses go out as soon as they are written; Nagle would
+        // hold back the tail of a response behind a delayed ACK.
+        set_nodelay(fd.as_fd())?;
+    }
+    Ok(accepted)
+}
+
+/// Accepts one connection like [`accept`], but with the socket options it
+/// inherits from the listener only: one system call per connection where
+/// the listener has `TCP_NODELAY` set ([`set_nodelay`]).
+///
+/// # Errors
+///
+/// errno of `accept4` other than EAGAIN (EMFILE, ENOBUFS, ...).
+pub fn accept_inheriting(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, SocketAddr)>> {
     // SAFETY: all-zero sockaddr_storage is valid.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -203,9 +237,6 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, SocketAdd
     match owned(ret) {
         Ok(fd) => {
             let peer = from_sockaddr(&storage)?;
-            // Responses go out as soon as they are written; Nagle would
-            // hold back the tail of a response behind a delayed ACK.
-            set_int_option(fd.as_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
             Ok(Some((fd, peer)))
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -248,6 +279,25 @@ pub fn send2(fd: BorrowedFd<'_>, first: &[u8], second: &[u8]) -> io::Result<usiz
     msg.msg_iovlen = count;
     // SAFETY: the iovecs point at live slices that the kernel only reads.
     check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, libc::MSG_NOSIGNAL) })
+}
+
+/// Sends `bytes` with `MSG_MORE`, without SIGPIPE: the kernel holds a
+/// last partial segment back for what the next send adds (a response head
+/// goes out in one segment with the start of its `sendfile` body).
+///
+/// # Errors
+///
+/// errno of `send`; `WouldBlock` when the socket buffer is full.
+pub fn send_more(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: bytes is valid for reading bytes.len() bytes.
+    check_size(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+        )
+    })
 }
 
 /// Shuts down the sending side of a socket (FIN after what is queued).
@@ -1276,6 +1326,25 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_connection_inherits_tcp_nodelay_from_its_listener() {
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        set_nodelay(listener.as_fd()).unwrap();
+        let addr = local_addr(listener.as_fd()).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let mut accepted = None;
+        for _ in 0..1000 {
+            accepted = accept_inheriting(listener.as_fd()).unwrap();
+            if accepted.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (socket, _) = accepted.unwrap();
+        let nodelay = get_int_option(socket.as_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY);
+        assert_eq!(nodelay.unwrap(), 1);
     }
 
     #[test]

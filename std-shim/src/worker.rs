@@ -56,6 +56,8 @@ pub struct Setup {
     pub root: PathBuf,
     /// Connection settings.
     pub conn: ConnConfig,
+    /// How long a cached page is served without checking its file.
+    pub page_cache_valid: Duration,
     /// Connection slots.
     pub max_conns: usize,
     /// Access log, if on.
@@ -74,9 +76,17 @@ pub const ORPHAN_DRAIN: Duration = Duration::from_secs(5);
 struct Slot {
     conn: Conn<'static, FsSite, MAX_FIELDS>,
     socket: Option<OwnedFd>,
+    /// Whether the socket is in the epoll set: only once it had to wait.
+    registered: bool,
     peer: SocketAddr,
+    /// Whether a read may find bytes: set by each readiness event, cleared
+    /// by EAGAIN or by a short read (edge-triggered epoll reports bytes
+    /// that arrive later), saving the `recv` that would fail.
     readable: bool,
     writable: bool,
+    /// The peer hung up or the socket failed: read on until EOF or EAGAIN,
+    /// short reads or not.
+    hup: bool,
     shut_down: bool,
     /// More work without I/O is waiting.
     again: bool,
@@ -147,6 +157,9 @@ struct Worker {
     ep: OwnedFd,
     signals: OwnedFd,
     listeners: Vec<OwnedFd>,
+    /// Per listener: whether it has `TCP_NODELAY`, which its connections
+    /// inherit (else it is set on each).
+    nodelay: Vec<bool>,
     accepting: bool,
     /// Accepting is paused until then (monotonic ms) after `accept4` ran
     /// out of descriptors.
@@ -171,7 +184,7 @@ pub fn run(setup: Setup) -> i32 {
     // since the master checked it must stop txtd, not start worker after
     // worker that cannot serve.
     let site = match FsSite::open(&setup.root) {
-        Ok(site) => site,
+        Ok(site) => site.revalidate_every(setup.page_cache_valid),
         Err(e) => {
             log_error!(
                 "worker {} cannot serve: root {}: {e}",
@@ -227,18 +240,28 @@ impl Worker {
             .map(|(input, output)| Slot {
                 conn: Conn::new(input, output, setup.conn, now),
                 socket: None,
+                registered: false,
                 peer: SocketAddr::from(([0, 0, 0, 0], 0)),
                 readable: false,
                 writable: false,
+                hup: false,
                 shut_down: false,
                 again: false,
                 deadline_ms: None,
             })
             .collect();
+        // Set once on the shared listeners, so accepting costs no
+        // `setsockopt` per connection.
+        let nodelay = setup
+            .listeners
+            .iter()
+            .map(|l| sys::set_nodelay(l.as_fd()).is_ok())
+            .collect();
         let mut worker = Self {
             ep,
             signals,
             listeners: setup.listeners,
+            nodelay,
             accepting: false,
             paused_until_ms: None,
             draining: false,
@@ -336,6 +359,9 @@ impl Worker {
                             let flags = event.flags();
                             if flags & (epoll::IN | epoll::RDHUP | epoll::HUP | epoll::ERR) != 0 {
                                 slot.readable = true;
+                            }
+                            if flags & (epoll::RDHUP | epoll::HUP | epoll::ERR) != 0 {
+                                slot.hup = true;
                             }
                             if flags & (epoll::OUT | epoll::HUP | epoll::ERR) != 0 {
                                 slot.writable = true;
@@ -472,7 +498,12 @@ impl Worker {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let (socket, peer) = match sys::accept(listener.as_fd()) {
+            let accepted = if self.nodelay.get(index) == Some(&true) {
+                sys::accept_inheriting(listener.as_fd())
+            } else {
+                sys::accept(listener.as_fd())
+            };
+            let (socket, peer) = match accepted {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -492,25 +523,19 @@ impl Worker {
             let Some(slot_index) = self.free.pop() else {
                 return;
             };
-            let token = slot_index as u64;
-            if let Err(e) = sys::epoll_add(
-                self.ep.as_fd(),
-                socket.as_fd(),
-                epoll::IN | epoll::OUT | epoll::RDHUP | epoll::ET,
-                token,
-            ) {
-                log_error!("epoll_ctl for {peer}: {e}");
-                self.free.push(slot_index);
-                continue;
-            }
             let now = self.clock.now();
-            // drive() sets the pressure flag from the slots free right now.
+            // drive() sets the pressure flag from the slots free right now,
+            // and adds the socket to epoll only if it has to wait: a
+            // request that is already there may be answered and closed
+            // without it.
             if let Some(slot) = self.slots.get_mut(slot_index) {
                 slot.conn.reset(now);
                 slot.socket = Some(socket);
+                slot.registered = false;
                 slot.peer = peer;
                 slot.readable = true;
                 slot.writable = true;
+                slot.hup = false;
                 slot.shut_down = false;
                 slot.again = false;
                 slot.deadline_ms = None;
@@ -618,6 +643,7 @@ impl Worker {
         slot.again = false;
         for round in 0..ROUNDS_PER_WAKE {
             let now = self.clock.now();
+            self.site.set_now_ms(now.monotonic_ms);
             let mut log = SlotLog {
                 access: self.access_log.as_mut(),
                 counters: self.counters,
@@ -628,11 +654,26 @@ impl Worker {
             let mut progress = false;
             let [head, body] = slot.conn.output(&self.site);
             if slot.writable && (!head.is_empty() || !body.is_empty()) {
-                match sys::send2(socket, head, body) {
+                let offered = head.len() + body.len();
+                // A page in a memory file goes out with sendfile, uncopied.
+                let file = slot
+                    .conn
+                    .cached_body()
+                    .and_then(|(handle, pos)| Some((self.site.page_file(handle)?, pos)));
+                let result = match file {
+                    Some((file, pos)) => send_page(socket, head, file, pos, body.len()),
+                    None => sys::send2(socket, head, body),
+                };
+                match result {
                     Ok(n) => {
                         slot.conn.sent(n, now);
                         self.counters.add_bytes_sent(n);
                         progress = n > 0;
+                        // A short send filled the socket buffer: EPOLLOUT
+                        // follows once it drains, no EAGAIN needed.
+                        if n < offered {
+                            slot.writable = false;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.writable = false,
                     Err(_) => {
@@ -656,12 +697,16 @@ impl Worker {
             }
             if interest.read && slot.readable {
                 let buf = slot.conn.read_buf();
-                if !buf.is_empty() {
+                let room = buf.len();
+                if room > 0 {
                     match sys::recv(socket, buf) {
                         Ok(n) => {
                             slot.conn.received(n, now);
                             progress = true;
-                            if n == 0 {
+                            // Short: the socket is empty now (bytes that
+                            // arrive later bring a new edge), unless the
+                            // peer hung up and only EOF is left to read.
+                            if n == 0 || (n < room && !slot.hup) {
                                 slot.readable = false;
                             }
                         }
@@ -686,7 +731,55 @@ impl Worker {
         }
         if close {
             self.release(index);
+            return;
         }
+        if let Some(slot) = self.slots.get_mut(index)
+            && !slot.registered
+            && let Some(socket) = slot.socket.as_ref()
+        {
+            // Edge-triggered, added late: epoll reports at once what is
+            // ready already, so no byte or close is missed.
+            match sys::epoll_add(
+                self.ep.as_fd(),
+                socket.as_fd(),
+                epoll::IN | epoll::OUT | epoll::RDHUP | epoll::ET,
+                index as u64,
+            ) {
+                Ok(()) => slot.registered = true,
+                Err(e) => {
+                    log_error!("epoll_ctl for {}: {e}", slot.peer);
+                    self.release(index);
+                }
+            }
+        }
+    }
+}
+
+/// Sends a head with `MSG_MORE`, then `len` bytes of a page file from
+/// `pos` with `sendfile`, so both leave in the same segment; returns the
+/// bytes queued (fewer when the socket buffer filled).
+fn send_page(
+    socket: std::os::fd::BorrowedFd<'_>,
+    head: &[u8],
+    file: std::os::fd::BorrowedFd<'_>,
+    pos: usize,
+    len: usize,
+) -> io::Result<usize> {
+    let sent = if head.is_empty() {
+        0
+    } else {
+        sys::send_more(socket, head)?
+    };
+    if sent < head.len() {
+        return Ok(sent);
+    }
+    match sys::sendfile(socket, file, pos, len) {
+        // The file is sealed at its length: an end before it is a bug,
+        // and must not make the loop spin.
+        Ok(0) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        Ok(n) => Ok(sent + n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && sent > 0 => Ok(sent),
+        Err(e) => Err(e),
     }
 }
 
