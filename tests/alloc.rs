@@ -1,56 +1,53 @@
-//! Zero heap allocations per request in steady state: the worker's request
-//! path (core's `Conn` over the shim's `FsSite` with its page cache, and
-//! the scoreboard counters the worker bumps per response and per send: the
-//! same modules the binary compiles) serves 10,000 keep-alive requests
-//! under a counting global allocator, and the count must not grow with
-//! the number of requests.
+//! Zero heap allocations per request in steady state, over the worker's
+//! real request path: `txtd::worker::run` (epoll loop, accepting, page
+//! cache, `sendfile`, scoreboard, access log) runs on a thread of this test,
+//! on 127.0.0.1 port 0, under a counting global allocator that counts that
+//! thread only. 1,000 requests warm it up; 10,000 more must allocate nothing.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    dead_code,
-    unused_imports,
     unsafe_code,
-    reason = "a test binary that compiles the shim's modules and counts allocations"
+    reason = "a test binary with a counting global allocator"
 )]
 
-#[path = "../std-shim/src/scoreboard.rs"]
-mod scoreboard;
-#[path = "../std-shim/src/site.rs"]
-mod site;
-#[path = "../std-shim/src/sys.rs"]
-mod sys;
+mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use txtd_core::conn::{Close, Config, Conn, Exchange, Log, Now};
+use common::{Scratch, TIMEOUT, read_responses_to};
+use txtd::access_log::AccessLog;
+use txtd::scoreboard::Scoreboard;
+use txtd::worker::Setup;
 
-/// Counts every allocation, then lets the system allocator do it.
+/// Counts the allocations of threads that carry a counter, then lets the
+/// system allocator do them.
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
 thread_local! {
-    /// Whether this thread's allocations count: only the measuring test's
-    /// do, not those of the unit tests (of site.rs, sys.rs) that run in
-    /// parallel in this binary.
-    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The counter of the worker running on this thread; `None` on the
+    /// test's own threads, whose allocations do not count.
+    static COUNTER: Cell<Option<&'static AtomicU64>> = const { Cell::new(None) };
 }
 
-/// Counts an allocation if this thread is the one measuring.
+/// Counts one allocation if this thread is a worker's.
 fn count() {
-    if COUNTED.with(std::cell::Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if let Ok(Some(counter)) = COUNTER.try_with(Cell::get) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 // SAFETY: forwards every call unchanged to the system allocator.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: the caller's contract is passed on as it is.
         unsafe { System.alloc(layout) }
     }
@@ -61,7 +58,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: the caller's contract is passed on as it is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -70,88 +67,176 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Counts each response on the scoreboard, as the worker's log does.
-struct Counted(scoreboard::SlotCounters);
+/// A worker serving `root` on a thread of its own, and what it counts.
+struct Worker {
+    addr: SocketAddr,
+    allocations: &'static AtomicU64,
+    scoreboard: Scoreboard,
+}
 
-impl Log for Counted {
-    fn exchange(&mut self, exchange: &Exchange<'_>) {
-        self.0.add_response(exchange.status.code());
+impl Worker {
+    /// Starts `txtd::worker::run` as the master would, with 64 slots.
+    /// The thread serves until the test process exits: it holds no child
+    /// process and no file outside the test's scratch directory.
+    fn start(root: &Path, access_log: Option<&Path>, page_cache_valid: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut conn = txtd_core::Config::DEFAULT;
+        conn.max_requests = u32::MAX;
+        let scoreboard = Scoreboard::new(1).unwrap();
+        let setup = Setup {
+            listeners: vec![listener.into()],
+            root: root.to_owned(),
+            conn,
+            page_cache_valid,
+            max_conns: 64,
+            access_log: access_log.map(|path| AccessLog::open(path).unwrap()),
+            slot: 0,
+            master: txtd::sys::getppid(),
+            scoreboard,
+        };
+        let allocations: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+        std::thread::spawn(move || {
+            COUNTER.with(|c| c.set(Some(allocations)));
+            txtd::worker::run(setup)
+        });
+        Self {
+            addr,
+            allocations,
+            scoreboard,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// Responses the worker has logged.
+    fn requests(&self) -> u64 {
+        self.scoreboard.slot(0).unwrap().counts().requests
+    }
+
+    /// The allocations so far, once `requests` responses are logged and
+    /// the worker has gone back to waiting.
+    fn allocations_after(&self, requests: u64) -> u64 {
+        let start = Instant::now();
+        while self.requests() < requests {
+            assert!(start.elapsed() < TIMEOUT, "{} responses", self.requests());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.allocations.load(Ordering::Relaxed)
     }
 }
 
-/// Serves `count` keep-alive requests for `target` and returns the bytes sent.
-fn serve(
-    conn: &mut Conn<'_, site::FsSite>,
-    fs: &mut site::FsSite,
-    counters: scoreboard::SlotCounters,
-    request: &[u8],
-    count: usize,
-) -> usize {
-    let now = Now {
-        monotonic_ms: 1,
-        unix_secs: 1_764_000_000,
+/// A site of a 1 KiB page (kept on the heap) and a 64 KiB one (sent with
+/// `sendfile` from its memory file).
+fn site(name: &str) -> Scratch {
+    let scratch = Scratch::new(name);
+    let line = "line: 1 < 2 && \"x\" > 'y'\n";
+    std::fs::write(scratch.0.join("1k.txt"), line.repeat(1024 / line.len())).unwrap();
+    std::fs::write(scratch.0.join("64k.txt"), line.repeat(65536 / line.len())).unwrap();
+    scratch
+}
+
+/// Ten requests in one write: pages, a HEAD, a 404, a 304 and a range.
+fn round(etag: &str) -> (Vec<u8>, [bool; 10]) {
+    let mut bytes = Vec::new();
+    let mut get = |target: &str, extra: &str| {
+        write!(
+            bytes,
+            "GET {target} HTTP/1.1\r\nHost: t\r\nUser-Agent: alloc\r\n{extra}\r\n"
+        )
+        .unwrap();
     };
-    let mut sent = 0;
-    for _ in 0..count {
-        let buf = conn.read_buf();
-        buf[..request.len()].copy_from_slice(request);
-        conn.received(request.len(), now);
-        for _ in 0..1000 {
-            let interest = conn.poll(fs, &mut Counted(counters), now);
-            let [head, body] = conn.output(fs);
-            let n = head.len() + body.len();
-            conn.sent(n, now);
-            counters.add_bytes_sent(n);
-            sent += n;
-            assert_eq!(interest.close, Close::Keep);
-            if n == 0 && !interest.again {
-                break;
-            }
-        }
+    for _ in 0..3 {
+        get("/1k.txt", "");
+        get("/64k.txt", "");
     }
-    sent
+    get("/missing.txt", "");
+    get("/1k.txt", &format!("If-None-Match: {etag}\r\n"));
+    get("/64k.txt", "Range: bytes=1000-1999\r\n");
+    bytes.extend_from_slice(b"HEAD /1k.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut is_head = [false; 10];
+    is_head[9] = true;
+    (bytes, is_head)
+}
+
+/// Sends `rounds` rounds over four keep-alive connections in turn.
+fn serve(streams: &mut [TcpStream], etag: &str, rounds: usize) {
+    let (bytes, is_head) = round(etag);
+    for i in 0..rounds {
+        let stream = &mut streams[i % streams.len()];
+        stream.write_all(&bytes).unwrap();
+        let statuses: Vec<u16> = read_responses_to(stream, &is_head)
+            .iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 404, 304, 206, 200]);
+    }
+}
+
+/// Warms a worker up with 1,000 requests, then serves 10,000 keep-alive
+/// requests and 100 one-request connections, and returns the allocations
+/// counted during each of the three.
+fn allocations(worker: &Worker) -> [u64; 3] {
+    let mut streams: Vec<TcpStream> = (0..4).map(|_| worker.connect()).collect();
+    let first = read_responses_to(
+        &mut {
+            let mut s = worker.connect();
+            s.write_all(b"GET /1k.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            s
+        },
+        &[false],
+    );
+    let etag = first[0].header("etag").unwrap().to_owned();
+    serve(&mut streams, &etag, 100);
+    let warm = worker.allocations_after(1 + 1_000);
+    serve(&mut streams, &etag, 1_000);
+    let keep_alive = worker.allocations_after(1 + 11_000);
+    for _ in 0..100 {
+        let mut stream = worker.connect();
+        stream
+            .write_all(b"GET /64k.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_responses_to(&mut stream, &[false])[0].status, 200);
+    }
+    let closed = worker.allocations_after(1 + 11_000 + 100);
+    [warm, keep_alive - warm, closed - keep_alive]
 }
 
 #[test]
-fn ten_thousand_keep_alive_requests_allocate_nothing_per_request() {
-    COUNTED.with(|c| c.set(true));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/site");
-    let mut fs = site::FsSite::open(&root).unwrap();
-    let (mut input, mut output) = (vec![0u8; 36 * 1024], vec![0u8; 16 * 1024]);
-    let now = Now {
-        monotonic_ms: 1,
-        unix_secs: 1_764_000_000,
-    };
-    let mut config = Config::DEFAULT;
-    config.max_requests = u32::MAX;
-    let mut conn: Conn<'_, site::FsSite> = Conn::new(&mut input, &mut output, config, now);
-    let board = scoreboard::Scoreboard::new(1).unwrap();
-    let counters = board.slot(0).unwrap();
-    counters.claim(1, 1);
-    for target in ["/hello.txt", "/specials.txt", "/unicode.txt"] {
-        let request = format!("GET {target} HTTP/1.1\r\nHost: t\r\nUser-Agent: alloc-test\r\n\r\n");
-        // Warm up: the first request renders the page into the cache.
-        let first = serve(&mut conn, &mut fs, counters, request.as_bytes(), 10);
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        let sent = serve(&mut conn, &mut fs, counters, request.as_bytes(), 1_000);
-        let after_1k = ALLOCATIONS.load(Ordering::Relaxed);
-        let sent_more = serve(&mut conn, &mut fs, counters, request.as_bytes(), 10_000);
-        let after_10k = ALLOCATIONS.load(Ordering::Relaxed);
-        assert_eq!(
-            sent,
-            first * 100,
-            "{target}: every response the same length"
-        );
-        assert_eq!(
-            sent_more,
-            first * 1000,
-            "{target}: every response the same length"
-        );
-        let (in_1k, in_10k) = (after_1k - before, after_10k - after_1k);
-        eprintln!("{target}: {in_1k} allocations over 1,000 requests, {in_10k} over 10,000");
-        assert_eq!(in_10k, 0, "{target}: allocations grow with requests");
-    }
-    // Every response was counted: 3 targets x 11,010 requests.
-    assert_eq!(counters.counts().requests, 3 * 11_010);
-    assert_eq!(counters.counts().responses[1], 3 * 11_010);
+fn ten_thousand_keep_alive_requests_allocate_nothing_in_the_worker() {
+    let scratch = site("alloc");
+    let worker = Worker::start(&scratch.0, None, Duration::from_secs(1));
+    let [warm, keep_alive, closed] = allocations(&worker);
+    eprintln!(
+        "worker allocations: {warm} to start and warm up (1,001 requests), \
+         {keep_alive} over 10,000 keep-alive requests, {closed} over 100 connections"
+    );
+    // The counter is live: starting the worker and filling its cache allocate.
+    assert!(warm > 0);
+    assert_eq!(keep_alive, 0, "allocations grow with requests");
+    assert_eq!(closed, 0, "allocations grow with connections");
+}
+
+#[test]
+fn with_the_access_log_on_and_every_file_checked_requests_allocate_nothing() {
+    let scratch = site("alloc-logged");
+    let log = scratch.0.join("access.log");
+    let worker = Worker::start(&scratch.0, Some(&log), Duration::ZERO);
+    let [warm, keep_alive, closed] = allocations(&worker);
+    eprintln!(
+        "worker allocations with the access log: {warm} to start and warm up, \
+         {keep_alive} over 10,000 keep-alive requests, {closed} over 100 connections"
+    );
+    assert!(warm > 0);
+    assert_eq!(keep_alive, 0, "allocations grow with requests");
+    assert_eq!(closed, 0, "allocations grow with connections");
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(lines, 1 + 11_000 + 100);
 }

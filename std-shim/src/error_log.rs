@@ -43,15 +43,23 @@ pub fn reopen() -> std::io::Result<()> {
     }
 }
 
+/// The buffer every line is formed in: once it has grown to a line's
+/// size, logging allocates nothing (a worker logs each refused request).
+static LINE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
 /// Writes one line at `level`.
 pub fn write(level: &str, message: std::fmt::Arguments<'_>) {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now());
-    let line = format!("{stamp} [{level}] {}: {message}\n", sys::getpid());
     // A log that cannot be written has nowhere to report to: drop the line.
+    let Ok(mut line) = LINE.lock() else {
+        return;
+    };
+    line.clear();
+    let _ = writeln!(line, "{stamp} [{level}] {}: {message}", sys::getpid());
     let mut slot = FILE.lock().ok();
     let _ = match slot.as_mut().and_then(|s| s.as_mut()) {
-        Some((_, file)) => file.write_all(line.as_bytes()),
-        None => std::io::stderr().lock().write_all(line.as_bytes()),
+        Some((_, file)) => file.write_all(&line),
+        None => std::io::stderr().lock().write_all(&line),
     };
 }
 
