@@ -478,6 +478,13 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         self.now = now;
     }
 
+    /// The input and output buffers, for a driver that releases their
+    /// memory while the connection is closed (Linux's `madvise`): whatever
+    /// they hold then, [`Conn::reset`] starts over in them.
+    pub fn buffers(&mut self) -> (&mut [u8], &mut [u8]) {
+        (&mut *self.input, &mut *self.output)
+    }
+
     /// Where to put bytes that arrive; empty when the connection cannot take
     /// any now (its buffer is full, or it has stopped reading).
     pub fn read_buf(&mut self) -> &mut [u8] {

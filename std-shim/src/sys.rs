@@ -1020,6 +1020,71 @@ pub fn map_shared_words(count: usize) -> io::Result<&'static [AtomicU64]> {
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<AtomicU64>().cast_const(), count) })
 }
 
+/// The size of a memory page.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page)
+        .ok()
+        .filter(|&p| p > 0)
+        .unwrap_or(4096)
+}
+
+/// A new private anonymous mapping of `len` zero bytes, page-aligned, that
+/// lives as long as the process. Its pages become resident only once
+/// touched, and [`discard`] can give every one of them back.
+///
+/// # Errors
+///
+/// errno of `mmap` (ENOMEM); EINVAL for `len == 0`.
+pub fn map_anonymous(len: usize) -> io::Result<&'static mut [u8]> {
+    if len == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: a new anonymous mapping at an address the kernel picks; no
+    // existing memory is touched.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the mapping is `len` readable and writable bytes, zero-filled
+    // (a valid u8 each), never unmapped, and referenced only through this
+    // one slice.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) })
+}
+
+/// Gives the whole memory pages inside `buf` back to the kernel
+/// (`madvise(MADV_DONTNEED)`): they leave the resident set, and read as
+/// zeros until written again. For buffers whose contents are no longer
+/// needed, taken from `vec!` or `mmap` (private anonymous memory).
+///
+/// # Errors
+///
+/// errno of `madvise`.
+pub fn discard(buf: &mut [u8]) -> io::Result<()> {
+    let page = page_size();
+    let start = buf.as_ptr() as usize;
+    let first = start.next_multiple_of(page) - start;
+    let len = buf.len().saturating_sub(first) / page * page;
+    let Some(pages) = buf.get_mut(first..first + len).filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    // SAFETY: `pages` is whole pages of memory this exclusive borrow owns,
+    // not shared with any other process; zero-filled pages replace them,
+    // and zero is a valid u8, so every later read sees initialised bytes.
+    check(unsafe { libc::madvise(pages.as_mut_ptr().cast(), pages.len(), libc::MADV_DONTNEED) })
+        .map(drop)
+}
+
 /// `CLOCK_MONOTONIC` in milliseconds: one clock for the whole system, so
 /// a time one process writes to the scoreboard means the same to another.
 pub fn monotonic_ms() -> u64 {
@@ -1345,6 +1410,19 @@ mod tests {
         let (socket, _) = accepted.unwrap();
         let nodelay = get_int_option(socket.as_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY);
         assert_eq!(nodelay.unwrap(), 1);
+    }
+
+    #[test]
+    fn discarded_pages_read_as_zeros_and_the_edges_are_kept() {
+        let mut buf = vec![7u8; 5 * 4096 + 100];
+        discard(&mut buf[10..]).unwrap();
+        let start = buf.as_ptr() as usize + 10;
+        let kept = start.next_multiple_of(4096) - buf.as_ptr() as usize;
+        assert!(buf[..kept].iter().all(|&b| b == 7));
+        assert!(buf[kept..kept + 4096].iter().all(|&b| b == 0));
+        assert_eq!(*buf.last().unwrap(), 7);
+        discard(&mut buf[..100]).unwrap();
+        assert_eq!(buf[0], 7);
     }
 
     #[test]

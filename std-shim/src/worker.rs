@@ -26,6 +26,12 @@ pub const MAX_FIELDS: usize = 256;
 /// Output buffer per connection: a head and a window of the page.
 const OUTPUT_LEN: usize = 16 * 1024;
 
+/// Bytes a connection may receive, and send from its output buffer, and
+/// still leave only about the first pages of its buffers touched. Past
+/// this its buffers' pages are given back when it closes, so that a burst
+/// of big heads or streamed files does not keep the worker at its peak.
+const LIGHT_BYTES: usize = 4096;
+
 /// Tokens at and above this one are listeners; below are slots.
 const LISTENER_TOKEN: u64 = 1 << 32;
 /// The signalfd's token.
@@ -87,6 +93,10 @@ struct Slot {
     /// The peer hung up or the socket failed: read on until EOF or EAGAIN,
     /// short reads or not.
     hup: bool,
+    /// Bytes received on this connection.
+    received: usize,
+    /// Bytes sent from the output buffer (not from a cached page).
+    buffered: usize,
     shut_down: bool,
     /// More work without I/O is waiting.
     again: bool,
@@ -221,21 +231,22 @@ impl Worker {
         let signals = sys::signalfd(&[sys::SIGTERM, sys::SIGQUIT, sys::SIGINT, sys::SIGUSR1])?;
         sys::epoll_add(ep.as_fd(), signals.as_fd(), epoll::IN, SIGNAL_TOKEN)?;
         let now = clock.now();
+        // Whole pages a slot, so that discarding a closed slot's buffers
+        // frees all of their pages.
         let input_len = setup
             .conn
             .limits
             .max_head
-            .saturating_add(setup.conn.max_path);
-        // Allocated once for the life of the worker, in one block per kind:
-        // a block this large is mapped fresh from the kernel, so a slot's
-        // pages become resident only once a connection uses them.
-        let inputs: &'static mut [u8] =
-            Box::leak(vec![0u8; input_len.saturating_mul(setup.max_conns)].into_boxed_slice());
-        let outputs: &'static mut [u8] =
-            Box::leak(vec![0u8; OUTPUT_LEN.saturating_mul(setup.max_conns)].into_boxed_slice());
+            .saturating_add(setup.conn.max_path)
+            .next_multiple_of(sys::page_size());
+        // Mapped once for the life of the worker, in one block per kind: a
+        // slot's pages become resident only once a connection uses them.
+        let inputs = sys::map_anonymous(input_len.saturating_mul(setup.max_conns))?;
+        let output_len = OUTPUT_LEN.next_multiple_of(sys::page_size());
+        let outputs = sys::map_anonymous(output_len.saturating_mul(setup.max_conns))?;
         let slots = inputs
             .chunks_exact_mut(input_len.max(1))
-            .zip(outputs.chunks_exact_mut(OUTPUT_LEN))
+            .zip(outputs.chunks_exact_mut(output_len))
             .take(setup.max_conns)
             .map(|(input, output)| Slot {
                 conn: Conn::new(input, output, setup.conn, now),
@@ -245,6 +256,8 @@ impl Worker {
                 readable: false,
                 writable: false,
                 hup: false,
+                received: 0,
+                buffered: 0,
                 shut_down: false,
                 again: false,
                 deadline_ms: None,
@@ -536,6 +549,8 @@ impl Worker {
                 slot.readable = true;
                 slot.writable = true;
                 slot.hup = false;
+                slot.received = 0;
+                slot.buffered = 0;
                 slot.shut_down = false;
                 slot.again = false;
                 slot.deadline_ms = None;
@@ -617,6 +632,12 @@ impl Worker {
             };
             slot.conn.close(&mut log);
             if slot.socket.take().is_some() {
+                if slot.received > LIGHT_BYTES || slot.buffered > LIGHT_BYTES {
+                    let (input, output) = slot.conn.buffers();
+                    // Best effort: kept pages are only memory not returned.
+                    let _ = sys::discard(input);
+                    let _ = sys::discard(output);
+                }
                 self.free.push(index);
             }
         }
@@ -660,12 +681,19 @@ impl Worker {
                     .conn
                     .cached_body()
                     .and_then(|(handle, pos)| Some((self.site.page_file(handle)?, pos)));
+                // A cached page's bytes are the site's, not the buffer's.
+                let in_buffer = if slot.conn.cached_body().is_some() {
+                    head.len()
+                } else {
+                    offered
+                };
                 let result = match file {
                     Some((file, pos)) => send_page(socket, head, file, pos, body.len()),
                     None => sys::send2(socket, head, body),
                 };
                 match result {
                     Ok(n) => {
+                        slot.buffered = slot.buffered.saturating_add(n.min(in_buffer));
                         slot.conn.sent(n, now);
                         self.counters.add_bytes_sent(n);
                         progress = n > 0;
@@ -702,6 +730,7 @@ impl Worker {
                     match sys::recv(socket, buf) {
                         Ok(n) => {
                             slot.conn.received(n, now);
+                            slot.received = slot.received.saturating_add(n);
                             progress = true;
                             // Short: the socket is empty now (bytes that
                             // arrive later bring a new edge), unless the
