@@ -5,6 +5,9 @@
 #   bench/compare.sh                     # ROUNDS=5 DURATION=5
 #   ROUNDS=1 DURATION=2 bench/compare.sh # smoke test
 #
+# Each round's log line gives req/s, server CPU per 1000 requests, the share of a core
+# the server and wrk used, the tree's RSS and errors; the report gives medians.
+#
 # Environment: ROUNDS (default 5), DURATION in seconds (default 5), CONNS (default 64),
 # CARGO_TARGET_DIR (default <repo>/target). Needs root to install missing packages.
 # Exit status 1 if any wrk socket error or non-2xx/3xx response was counted.
@@ -225,14 +228,27 @@ rss_kib() {
     echo "$total"
 }
 
+# Sum of Pss (KiB) over the tree: each page shared by n processes counts 1/n, so the
+# libc and binary pages a master and its worker share are not counted twice.
+pss_kib() {
+    local total=0 p v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
 median() {
     sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
         if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # --- the runs ------------------------------------------------------------------------
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 CASES=("1k keep-alive" "1k close" "64k keep-alive" "64k close")
-declare -A RPS=() CPU=() RSS=() ERRS=()
+declare -A RPS=() CPU=() RSS=() PSS=() ERRS=() USE=()
 FAILED=0
 
 for c in "${CASES[@]}"; do
@@ -244,9 +260,15 @@ for c in "${CASES[@]}"; do
             u="${URL[$s]}/$size.${PATHOF[$s]}"
             pid=${PID[$s]}
             before=$(cpu_ticks "$pid")
-            out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "$u" 2>&1)
+            # wrk runs as the child of a shell that then prints its own stat line: the
+            # reaped child's CPU ticks (cutime, cstime) are wrk's.
+            out=$(bash -c 'taskset -c 1 wrk "$@" 2>&1; echo "STAT $(sed "s/^.*) //" /proc/$$/stat)"' \
+                _ -t1 -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "$u")
             after=$(cpu_ticks "$pid")
+            read -r -a st <<<"$(sed -n 's/^STAT //p' <<<"$out")"
+            wrk_ticks=$((st[13] + st[14]))
             rss=$(rss_kib "$pid")
+            pss=$(pss_kib "$pid")
             rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
             reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
             sock=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' <<<"$out")
@@ -257,16 +279,22 @@ for c in "${CASES[@]}"; do
             fi
             cpu_ms_per_k=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$reqs" \
                 'BEGIN { printf "%.3f", t * 1000 / hz / (n / 1000) }')
+            # Share of one core over the round: the server's, and wrk's (near 100: wrk
+            # is the bottleneck, and req/s says little; compare CPU per request).
+            use=$(awk -v s=$((after - before)) -v w="$wrk_ticks" -v hz="$CLK_TCK" -v d="$DURATION" \
+                'BEGIN { printf "%.0f/%.0f", s * 100 / hz / d, w * 100 / hz / d }')
             RPS[$c,$s]+="$rps "
             CPU[$c,$s]+="$cpu_ms_per_k "
             RSS[$c,$s]+="$rss "
+            PSS[$c,$s]+="$pss "
+            USE[$c,$s]+="$use "
             ERRS[$c,$s]=$((${ERRS[$c,$s]:-0} + errs))
             if ((errs)); then
                 FAILED=1
                 log "!!!!!!!! FAIL: $s $c round $r: $sock socket errors, ${non2xx:-0} non-2xx/3xx !!!!!!!!"
             fi
-            log "$(printf '%-15s round %d %-9s %10.0f req/s  %7s CPU ms/1k req  RSS %6d KiB  errors %d' \
-                "$c" "$r" "$s" "$rps" "$cpu_ms_per_k" "$rss" "$errs")"
+            log "$(printf '%-15s round %d %-9s %10.0f req/s  %7s CPU ms/1k req  CPU %% server/wrk %7s  RSS %6d KiB  errors %d' \
+                "$c" "$r" "$s" "$rps" "$cpu_ms_per_k" "$use" "$rss" "$errs")"
         done
     done
 done
@@ -274,6 +302,7 @@ done
 # --- report --------------------------------------------------------------------------
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 echo
+echo "Started $STARTED; load average $LOAD_BEFORE before the runs, $(cut -d' ' -f1-3 /proc/loadavg) after."
 echo "Medians of $ROUNDS rounds, wrk -t1 -c$CONNS -d${DURATION}s; servers on CPU 0, wrk on CPU 1."
 echo
 echo "| case | txtd req/s | nginx req/s | lighttpd req/s | txtd/nginx | txtd/lighttpd | txtd CPU ms/1k req | nginx CPU ms/1k req | lighttpd CPU ms/1k req | txtd RSS | nginx RSS | lighttpd RSS | errors |"
@@ -296,8 +325,30 @@ for c in "${CASES[@]}"; do
     unset m mc mr
 done
 echo
+echo "Memory after the load (medians): RSS counts a page each process maps; PSS splits a"
+echo "shared page (libc, the binary) between the processes that map it."
+echo
+echo "| case | txtd RSS | txtd PSS | nginx RSS | nginx PSS | lighttpd RSS | lighttpd PSS |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for c in "${CASES[@]}"; do
+    line="| $c"
+    for s in "${SERVERS[@]}"; do
+        line+=$(awk -v r="$(med "${RSS[$c,$s]}")" -v p="$(med "${PSS[$c,$s]}")" \
+            'BEGIN { printf " | %.1f MiB | %.1f MiB", r / 1024, p / 1024 }')
+    done
+    echo "$line |"
+done
+echo
+echo "CPU use per round, % of one core, server/wrk (rounds in order):"
+echo
+echo "| case | txtd | nginx | lighttpd |"
+echo "|---|---|---|---|"
+for c in "${CASES[@]}"; do
+    echo "| $c | ${USE[$c,txtd]% } | ${USE[$c,nginx]% } | ${USE[$c,lighttpd]% } |"
+done
+echo
 echo "CPU: utime+stime of each server's process tree during the round, per 1000 requests."
-echo "RSS: sum of VmRSS over each server's process tree after the load (median over rounds)."
+echo "RSS, PSS: sums of VmRSS and of Pss over each server's process tree after the load."
 echo "errors: wrk socket errors (connect, read, write, timeout) + non-2xx/3xx responses, all rounds."
 if ((FAILED)); then
     echo
