@@ -97,6 +97,8 @@ struct Slot {
     received: usize,
     /// Bytes sent from the output buffer (not from a cached page).
     buffered: usize,
+    /// Where this slot is in [`Worker::busy`] while it holds a connection.
+    busy_at: usize,
     shut_down: bool,
     /// More work without I/O is waiting.
     again: bool,
@@ -177,6 +179,9 @@ struct Worker {
     draining: bool,
     slots: Vec<Slot>,
     free: Vec<usize>,
+    /// The slots holding a connection, in no order: the loop's per-wake
+    /// pass over deadlines visits these, not every slot.
+    busy: Vec<usize>,
     site: FsSite,
     access_log: Option<AccessLog>,
     clock: Clock,
@@ -258,6 +263,7 @@ impl Worker {
                 hup: false,
                 received: 0,
                 buffered: 0,
+                busy_at: 0,
                 shut_down: false,
                 again: false,
                 deadline_ms: None,
@@ -280,6 +286,7 @@ impl Worker {
             draining: false,
             slots,
             free: (0..setup.max_conns).rev().collect(),
+            busy: Vec::with_capacity(setup.max_conns),
             site,
             access_log: setup.access_log,
             clock,
@@ -417,17 +424,24 @@ impl Worker {
     /// Drives every connection whose deadline passed or that has work, and
     /// returns when the loop must wake next: the earliest connection
     /// deadline, accept pause or orphan drain deadline (now, if work waits).
-    /// One pass over the slots serves both.
+    /// One pass over the busy slots serves both.
     fn drive_due(&mut self) -> Option<u64> {
         let now = self.clock.now().monotonic_ms;
         let mut next = earliest(self.paused_until_ms, self.drain_deadline_ms);
-        for index in 0..self.slots.len() {
+        let mut at = 0;
+        // Bounded: each turn moves on or shrinks `busy` (a slot released
+        // by drive() gives its place to the last one, not yet visited).
+        while let Some(&index) = self.busy.get(at) {
             let due = self.slots.get(index).is_some_and(|s| {
                 s.socket.is_some() && (s.again || s.deadline_ms.is_some_and(|d| d <= now))
             });
             if due {
                 self.drive(index);
+                if self.busy.get(at) != Some(&index) {
+                    continue;
+                }
             }
+            at += 1;
             if let Some(slot) = self.slots.get(index).filter(|s| s.socket.is_some()) {
                 next = earliest(
                     next,
@@ -544,6 +558,8 @@ impl Worker {
             if let Some(slot) = self.slots.get_mut(slot_index) {
                 slot.conn.reset(now);
                 slot.socket = Some(socket);
+                slot.busy_at = self.busy.len();
+                self.busy.push(slot_index);
                 slot.registered = false;
                 slot.peer = peer;
                 slot.readable = true;
@@ -639,6 +655,15 @@ impl Worker {
                     let _ = sys::discard(output);
                 }
                 self.free.push(index);
+                let at = slot.busy_at;
+                if self.busy.get(at) == Some(&index) {
+                    self.busy.swap_remove(at);
+                }
+                if let Some(&moved) = self.busy.get(at)
+                    && let Some(moved) = self.slots.get_mut(moved)
+                {
+                    moved.busy_at = at;
+                }
             }
         }
         if !self.accepting
