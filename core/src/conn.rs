@@ -616,6 +616,21 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         }
     }
 
+    /// Whether the connection closes at once (no linger) when the response
+    /// being sent is out, as far as the bytes received so far tell: a
+    /// driver may then hold its last bytes back for the close (`MSG_MORE`
+    /// on Linux), so that the FIN leaves in the same segment.
+    pub fn closes_after_response(&self) -> bool {
+        let Phase::Send(sending) = &self.phase else {
+            return false;
+        };
+        let head_len = self
+            .current
+            .map_or(self.in_len, |c| c.head_len)
+            .min(self.in_len);
+        !sending.keep_alive && (self.peer_eof || (self.client_close && self.in_len == head_len))
+    }
+
     /// Stops keep-alive: the request in progress is answered with
     /// `Connection: close`, an idle connection closes at the next poll.
     pub fn set_draining(&mut self) {

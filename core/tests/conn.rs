@@ -850,13 +850,19 @@ fn an_idle_keep_alive_connection_closes_after_its_timeout() {
 }
 
 /// How a connection ends after answering `input` in one piece, with
-/// `config`: the statuses sent and what the driver is told to do.
+/// `config`: the statuses sent and what the driver is told to do; checks
+/// that `closes_after_response` foretold it while the response was sent.
 fn ending(input: &[u8], config: Config) -> (Vec<u16>, Close) {
     let mut site = site();
     let (mut inbuf, mut outbuf) = ([0u8; 4096], [0u8; 4096]);
     let mut conn: Conn<'_, Table> = Conn::new(&mut inbuf, &mut outbuf, config, now(0));
     feed(&mut conn, input, 0);
+    let interest = conn.poll(&mut site, &mut (), now(0));
+    assert!(interest.write);
+    let foretold = conn.closes_after_response();
     let (out, close) = drain(&mut conn, &mut site, 0);
+    let what = String::from_utf8_lossy(input);
+    assert_eq!(foretold, close == Close::Now, "{what}");
     let statuses = responses(&out, |_| false)
         .iter()
         .map(|r| r.status)

@@ -262,6 +262,26 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// errno of `sendmsg`; `WouldBlock` when the socket buffer is full.
 pub fn send2(fd: BorrowedFd<'_>, first: &[u8], second: &[u8]) -> io::Result<usize> {
+    sendmsg2(fd, first, second, libc::MSG_NOSIGNAL)
+}
+
+/// Sends two slices like [`send2`], with `MSG_MORE`: the last partial
+/// segment waits for more, or for the close, whose FIN then leaves in it.
+///
+/// # Errors
+///
+/// errno of `sendmsg`; `WouldBlock` when the socket buffer is full.
+pub fn send2_more(fd: BorrowedFd<'_>, first: &[u8], second: &[u8]) -> io::Result<usize> {
+    sendmsg2(fd, first, second, libc::MSG_NOSIGNAL | libc::MSG_MORE)
+}
+
+/// One `sendmsg` of two slices with `flags`.
+fn sendmsg2(
+    fd: BorrowedFd<'_>,
+    first: &[u8],
+    second: &[u8],
+    flags: libc::c_int,
+) -> io::Result<usize> {
     let mut iov = [
         libc::iovec {
             iov_base: first.as_ptr().cast_mut().cast(),
@@ -278,7 +298,7 @@ pub fn send2(fd: BorrowedFd<'_>, first: &[u8], second: &[u8]) -> io::Result<usiz
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = count;
     // SAFETY: the iovecs point at live slices that the kernel only reads.
-    check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, libc::MSG_NOSIGNAL) })
+    check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, flags) })
 }
 
 /// Sends `bytes` with `MSG_MORE`, without SIGPIPE: the kernel holds a

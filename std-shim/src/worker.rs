@@ -714,6 +714,11 @@ impl Worker {
                 };
                 let result = match file {
                     Some((file, pos)) => send_page(socket, head, file, pos, body.len()),
+                    // The close follows at once: its FIN leaves with the
+                    // response's last segment instead of after it.
+                    None if slot.conn.closes_after_response() => {
+                        sys::send2_more(socket, head, body)
+                    }
                     None => sys::send2(socket, head, body),
                 };
                 match result {
