@@ -113,18 +113,33 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The clocks, read once per step. The monotonic one is the system's
+/// The clocks, read once per wake of the loop (as nginx does): all the
+/// work a wake does sees the same time. The monotonic one is the system's
 /// `CLOCK_MONOTONIC`, so the same reading stamps the scoreboard heartbeat.
-struct Clock;
+struct Clock {
+    last: Now,
+}
 
 impl Clock {
-    fn now(&self) -> Now {
+    /// Reads both clocks.
+    fn read() -> Now {
         Now {
             monotonic_ms: sys::monotonic_ms(),
             unix_secs: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         }
+    }
+
+    /// Reads the clocks again and returns the time.
+    fn tick(&mut self) -> Now {
+        self.last = Self::read();
+        self.last
+    }
+
+    /// The time of the last reading.
+    fn now(&self) -> Now {
+        self.last
     }
 }
 
@@ -226,7 +241,7 @@ pub fn run(setup: Setup) -> i32 {
 
 impl Worker {
     fn new(setup: Setup, site: FsSite) -> io::Result<Self> {
-        let clock = Clock;
+        let mut clock = Clock { last: Clock::read() };
         let counters = setup
             .scoreboard
             .slot(setup.slot)
@@ -235,7 +250,7 @@ impl Worker {
         let ep = sys::epoll_create()?;
         let signals = sys::signalfd(&[sys::SIGTERM, sys::SIGQUIT, sys::SIGINT, sys::SIGUSR1])?;
         sys::epoll_add(ep.as_fd(), signals.as_fd(), epoll::IN, SIGNAL_TOKEN)?;
-        let now = clock.now();
+        let now = clock.tick();
         // Whole pages a slot, so that discarding a closed slot's buffers
         // frees all of their pages.
         let input_len = setup
@@ -297,7 +312,7 @@ impl Worker {
         worker.start_accepting()?;
         // Serving from here on: the master counts a reload's new generation
         // ready once each of its workers got this far.
-        counters.beat(worker.clock.now().monotonic_ms, State::Idle, 0);
+        counters.beat(worker.clock.tick().monotonic_ms, State::Idle, 0);
         log_info!("worker {} started", setup.slot);
         Ok(worker)
     }
@@ -341,7 +356,7 @@ impl Worker {
                 log_info!("worker drained, exiting");
                 return Ok(());
             }
-            let now = self.clock.now().monotonic_ms;
+            let now = self.clock.tick().monotonic_ms;
             if self.drain_deadline_ms.is_some_and(|d| now >= d) {
                 log_warn!(
                     "master gone and drain time over, exiting with {} connections",
@@ -362,6 +377,7 @@ impl Worker {
             let sleep_ms = next_wake_ms.map_or(HEARTBEAT_MS, |t| t.saturating_sub(now));
             let timeout = i32::try_from(sleep_ms.min(HEARTBEAT_MS)).unwrap_or(i32::MAX);
             let n = sys::epoll_wait(self.ep.as_fd(), &mut events, timeout)?;
+            self.clock.tick();
             for event in events.iter().take(n) {
                 match event.token() {
                     SIGNAL_TOKEN => {
