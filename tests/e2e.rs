@@ -673,6 +673,11 @@ fn a_page_sent_from_its_memory_file_arrives_whole_in_full_and_in_ranges() {
         head.header("content-length"),
         Some(&*whole.body.len().to_string())
     );
+    // Closed after the response: corked, the FIN leaves with its end.
+    let raw = server.raw(b"GET /big.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let (closed, rest) = Response::parse(&raw, false);
+    assert_eq!(closed.body, whole.body);
+    assert!(rest.is_empty());
 }
 
 #[test]

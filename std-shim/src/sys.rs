@@ -198,6 +198,16 @@ pub fn set_nodelay(fd: BorrowedFd<'_>) -> io::Result<()> {
     set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
+/// Sets `TCP_CORK` on a socket: only full segments leave until the close
+/// (or the cork is taken off), whose FIN then rides on the last one.
+///
+/// # Errors
+///
+/// errno of `setsockopt`.
+pub fn set_cork(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 1)
+}
+
 /// Accepts one connection, non-blocking and close-on-exec, with
 /// `TCP_NODELAY` set; `None` when none is waiting.
 ///

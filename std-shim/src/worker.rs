@@ -99,6 +99,8 @@ struct Slot {
     buffered: usize,
     /// Where this slot is in [`Worker::busy`] while it holds a connection.
     busy_at: usize,
+    /// `TCP_CORK` is on: set for a page file sent before the close.
+    corked: bool,
     shut_down: bool,
     /// More work without I/O is waiting.
     again: bool,
@@ -241,7 +243,9 @@ pub fn run(setup: Setup) -> i32 {
 
 impl Worker {
     fn new(setup: Setup, site: FsSite) -> io::Result<Self> {
-        let mut clock = Clock { last: Clock::read() };
+        let mut clock = Clock {
+            last: Clock::read(),
+        };
         let counters = setup
             .scoreboard
             .slot(setup.slot)
@@ -279,6 +283,7 @@ impl Worker {
                 received: 0,
                 buffered: 0,
                 busy_at: 0,
+                corked: false,
                 shut_down: false,
                 again: false,
                 deadline_ms: None,
@@ -583,6 +588,7 @@ impl Worker {
                 slot.hup = false;
                 slot.received = 0;
                 slot.buffered = 0;
+                slot.corked = false;
                 slot.shut_down = false;
                 slot.again = false;
                 slot.deadline_ms = None;
@@ -729,7 +735,15 @@ impl Worker {
                     offered
                 };
                 let result = match file {
-                    Some((file, pos)) => send_page(socket, head, file, pos, body.len()),
+                    Some((file, pos)) => {
+                        // sendfile pushes its last segment at once, and
+                        // the FIN would follow alone: corked, the close
+                        // sends both together (nginx's tcp_nopush).
+                        if !slot.corked && slot.conn.closes_after_response() {
+                            slot.corked = sys::set_cork(socket).is_ok();
+                        }
+                        send_page(socket, head, file, pos, body.len())
+                    }
                     // The close follows at once: its FIN leaves with the
                     // response's last segment instead of after it.
                     None if slot.conn.closes_after_response() => {
