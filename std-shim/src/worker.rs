@@ -37,6 +37,14 @@ const LISTENER_TOKEN: u64 = 1 << 32;
 /// The signalfd's token.
 const SIGNAL_TOKEN: u64 = u64::MAX;
 
+/// Connections accepted per listener event. The listeners are level-
+/// triggered, so more waiting ones come back with the next `epoll_wait`
+/// (along with other events): accepting on until EAGAIN cost 0.6 failed
+/// `accept4` per connection with `Connection: close` and more CPU per
+/// request (nginx's `multi_accept off` likewise), and a burst is shared
+/// with the other workers.
+const ACCEPTS_PER_EVENT: usize = 1;
+
 /// Most rounds of work one connection gets per wake-up, so one busy
 /// connection cannot starve the others.
 const ROUNDS_PER_WAKE: usize = 32;
@@ -101,6 +109,9 @@ struct Slot {
     busy_at: usize,
     /// `TCP_CORK` is on: set for a page file sent before the close.
     corked: bool,
+    /// The first read since accept is still to come, and tells whether
+    /// requests are there by the time their connection is accepted.
+    first_read: bool,
     shut_down: bool,
     /// More work without I/O is waiting.
     again: bool,
@@ -205,6 +216,13 @@ struct Worker {
     master: sys::Pid,
     /// This worker's scoreboard slot.
     counters: SlotCounters,
+    /// Whether the last connection whose first read was tried had its
+    /// request there already at accept (a loaded machine), else a read
+    /// right after accept is an EAGAIN more than waiting for epoll.
+    early_requests: bool,
+    /// Connections accepted, to try that first read on every eighth one
+    /// and notice when the guess changes.
+    accepted: u32,
     /// When an orphaned worker gives up on its connections.
     drain_deadline_ms: Option<u64>,
 }
@@ -284,6 +302,7 @@ impl Worker {
                 buffered: 0,
                 busy_at: 0,
                 corked: false,
+                first_read: false,
                 shut_down: false,
                 again: false,
                 deadline_ms: None,
@@ -312,6 +331,8 @@ impl Worker {
             clock,
             master: setup.master,
             counters,
+            early_requests: true,
+            accepted: 0,
             drain_deadline_ms: None,
         };
         worker.start_accepting()?;
@@ -534,8 +555,7 @@ impl Worker {
         if !self.accepting {
             return;
         }
-        // Bounded: a burst of connections is shared with the other workers.
-        for _ in 0..64 {
+        for _ in 0..ACCEPTS_PER_EVENT {
             if self.free.is_empty() && self.idlest().is_none() && self.slowest_head().is_none() {
                 // No slot: leave the connections queued for other workers
                 // until one of ours frees up. The listeners leave epoll, so
@@ -572,10 +592,12 @@ impl Worker {
                 return;
             };
             let now = self.clock.now();
+            let read_now = self.early_requests || self.accepted.is_multiple_of(8);
+            self.accepted = self.accepted.wrapping_add(1);
             // drive() sets the pressure flag from the slots free right now,
             // and adds the socket to epoll only if it has to wait: a
             // request that is already there may be answered and closed
-            // without it.
+            // without it. Epoll reports one that arrives later.
             if let Some(slot) = self.slots.get_mut(slot_index) {
                 slot.conn.reset(now);
                 slot.socket = Some(socket);
@@ -583,7 +605,8 @@ impl Worker {
                 self.busy.push(slot_index);
                 slot.registered = false;
                 slot.peer = peer;
-                slot.readable = true;
+                slot.readable = read_now;
+                slot.first_read = read_now;
                 slot.writable = true;
                 slot.hup = false;
                 slot.received = 0;
@@ -789,6 +812,9 @@ impl Worker {
                 if room > 0 {
                     match sys::recv(socket, buf) {
                         Ok(n) => {
+                            if std::mem::take(&mut slot.first_read) {
+                                self.early_requests = true;
+                            }
                             slot.conn.received(n, now);
                             slot.received = slot.received.saturating_add(n);
                             progress = true;
@@ -799,7 +825,12 @@ impl Worker {
                                 slot.readable = false;
                             }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.readable = false,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if std::mem::take(&mut slot.first_read) {
+                                self.early_requests = false;
+                            }
+                            slot.readable = false;
+                        }
                         Err(_) => {
                             close = true;
                             break;
