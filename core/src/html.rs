@@ -346,10 +346,15 @@ impl Escaper {
                 continue;
             };
             if byte < 0x80 {
-                if !sink.put(ascii_unit(&byte)) {
-                    return pos;
+                // The whole run of flagged ASCII bytes here, without a scan
+                // per byte: a NUL-filled (sparse) or binary file is one run.
+                let flagged = text.get(run..).unwrap_or_default();
+                for unit in flagged.iter().take_while(|&&b| is_flagged_ascii(b)) {
+                    if !sink.put(ascii_unit(unit)) {
+                        return pos;
+                    }
+                    pos = pos.saturating_add(1);
                 }
-                pos = pos.saturating_add(1);
                 continue;
             }
             // Non-ASCII outside a validated stretch: validate what can still
@@ -457,6 +462,13 @@ fn char_floor(text: &[u8], mut n: usize) -> usize {
         n -= 1;
     }
     n
+}
+
+/// Whether [`scan::find_html_special`] flags this byte and it is ASCII: a
+/// control, DEL or one of `& < > " '`.
+#[inline(always)]
+fn is_flagged_ascii(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')
 }
 
 /// The output for an ASCII byte that [`scan::find_html_special`] flags.
