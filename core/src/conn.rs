@@ -1161,6 +1161,9 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         forge.measure(path);
         let placed = forge.write(path, 0, self.output);
         forge.placed = placed;
+        // The send timeout runs from here: measuring a huge page (a sparse
+        // file's NULs) may take longer than it, and is not the client's delay.
+        self.progress_ms = self.now.monotonic_ms;
         self.phase = Phase::Send(Sending {
             head: (0, placed),
             forge,

@@ -874,6 +874,47 @@ fn a_response_the_client_never_reads_is_given_up_and_logged_incomplete() {
 }
 
 #[test]
+fn a_page_measured_for_longer_than_the_send_timeout_is_still_sent() {
+    // NULs (each one U+FFFD) beyond what one poll measures: the length
+    // pass takes several polls, and the clock runs on between them as in
+    // a busy worker.
+    let text: &'static [u8] = Box::leak(vec![0u8; 768 * 1024].into_boxed_slice());
+    let entries: &'static [TableEntry] = Box::leak(
+        vec![TableEntry::dir(b""), TableEntry::file(b"zeros.txt", text)].into_boxed_slice(),
+    );
+    let mut site = Table::new(entries);
+    let (mut input, mut output) = (vec![0u8; 4096], vec![0u8; 16 * 1024]);
+    let config = Config::DEFAULT;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    feed(&mut conn, b"GET /zeros.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0);
+    let mut t = 0;
+    for _ in 0..100 {
+        let interest = conn.poll(&mut site, &mut (), now(t));
+        assert_eq!(interest.close, Close::Keep, "closed at {t} ms");
+        if !conn.output(&site)[0].is_empty() {
+            break;
+        }
+        assert!(interest.again);
+        t += config.send_timeout_ms / 2;
+    }
+    assert!(t >= config.send_timeout_ms, "measured within {t} ms");
+    // The send timeout counts from the head being ready, not from the request.
+    let (out, close) = drain(&mut conn, &mut site, t);
+    assert_eq!(close, Close::Keep);
+    let all = responses(&out, |_| false);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].status, 200);
+    assert_eq!(
+        all[0]
+            .body
+            .windows(3)
+            .filter(|w| *w == "\u{FFFD}".as_bytes())
+            .count(),
+        text.len()
+    );
+}
+
+#[test]
 fn a_connection_ends_at_its_lifetime() {
     let mut site = site();
     let (mut input, mut output) = ([0u8; 4096], [0u8; 4096]);

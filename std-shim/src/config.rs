@@ -12,7 +12,11 @@ use serde::Deserialize;
 mod default {
     pub const LISTEN: &str = "127.0.0.1:8080";
     pub const MAX_CONNS: usize = 512;
-    pub const BACKLOG: i32 = 511;
+    // Linux's own somaxconn default since 5.4. Connections beyond the slots
+    // wait in this queue; once it is full the kernel drops SYNs and a new
+    // client retries only after 1 s, then 3 s, so it must outsize a flood
+    // of slow connections (2,000 drippers against 2 x 512 slots, say).
+    pub const BACKLOG: i32 = 4096;
     pub const MAX_REQUEST_LINE: usize = 8190;
     pub const MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const MAX_HEADERS: usize = 128;
@@ -79,7 +83,7 @@ pub struct Cli {
     /// Connection slots per worker [default: 512]
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
-    /// Listen backlog, clamped by the kernel to net.core.somaxconn [default: 511]
+    /// Listen backlog, clamped by the kernel to net.core.somaxconn [default: 4096]
     #[arg(long, value_name = "N")]
     pub backlog: Option<i32>,
     /// Longest request line in bytes (longer: 414) [default: 8190]
