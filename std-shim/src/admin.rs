@@ -145,15 +145,25 @@ impl Admin {
         }
     }
 
+    /// Takes no new admin connection; the open ones finish.
+    pub fn close_listener(&mut self, ep: BorrowedFd<'_>) {
+        if let Some(listener) = self.listener.take() {
+            let _ = sys::epoll_delete(ep, listener.as_fd());
+        }
+    }
+
+    /// Whether no admin connection is open.
+    pub fn is_idle(&self) -> bool {
+        self.conns.iter().all(|c| c.socket.is_none())
+    }
+
     /// The worker began to drain. It goes on answering (so `/healthz`
     /// says 503 during a stop) unless a binary upgrade handed over: then
     /// the new master's workers answer from their own scoreboard, and
     /// this one only finishes the admin connections it has.
     pub fn on_drain(&mut self, ep: BorrowedFd<'_>) {
-        if self.scoreboard.master().handed_over()
-            && let Some(listener) = self.listener.take()
-        {
-            let _ = sys::epoll_delete(ep, listener.as_fd());
+        if self.scoreboard.master().handed_over() {
+            self.close_listener(ep);
         }
     }
 

@@ -193,6 +193,11 @@ pub fn run(config: Config) -> Result<i32, String> {
     scoreboard
         .master()
         .set_upgrades(crate::upgrade::inherited_upgrades());
+    if notify::is_upgrade() {
+        // The service serves already, through the old master: our workers
+        // answer /healthz with 200 as they start, not 503 `starting`.
+        scoreboard.master().set_ready();
+    }
     scoreboard.master().set_generation(1, config.workers);
     let now = Instant::now();
     let slots = (0..scoreboard.len())

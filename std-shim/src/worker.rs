@@ -313,7 +313,7 @@ impl Worker {
         // When the loop must wake even without events (None: never).
         let mut next_wake_ms: Option<u64> = None;
         loop {
-            if self.draining && self.active() == 0 {
+            if self.draining && self.active() == 0 && self.admin_finished() {
                 log_info!("worker drained, exiting");
                 return Ok(());
             }
@@ -746,6 +746,17 @@ impl Worker {
         if let Some(admin) = self.admin.as_mut() {
             admin.on_event(self.ep.as_fd(), token, clock);
         }
+    }
+
+    /// Whether a drained worker may exit as far as the admin interface
+    /// goes: it takes no new admin connection from now on, and the ones
+    /// open (a health check) get their answer first.
+    fn admin_finished(&mut self) -> bool {
+        let Some(admin) = self.admin.as_mut() else {
+            return true;
+        };
+        admin.close_listener(self.ep.as_fd());
+        admin.is_idle()
     }
 
     /// A draining worker keeps answering the admin interface (its
