@@ -562,3 +562,51 @@ fn usr1_sends_the_buffered_lines_to_the_old_file_and_the_next_to_the_new() {
         "{new}"
     );
 }
+
+/// Binds a site socket and an admin socket on port 0, writes their ports
+/// to argv[1], and execs argv[2:] with them as descriptors 3 and 4, named
+/// as systemd names two socket units' sockets (`LISTEN_FDNAMES`).
+const ACTIVATE_TWO_PY: &str = r#"
+import os, socket, sys
+ports, argv = sys.argv[1], sys.argv[2:]
+socks = []
+for fd in (3, 4):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    os.dup2(s.fileno(), fd)
+    os.set_inheritable(fd, True)
+    socks.append(s)
+with open(ports, "w") as f:
+    f.write(" ".join(str(s.getsockname()[1]) for s in socks))
+os.environ["LISTEN_FDS"] = "2"
+os.environ["LISTEN_FDNAMES"] = "txtd.socket:admin"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(argv[0], argv)
+"#;
+
+#[test]
+fn a_socket_named_admin_by_socket_activation_is_the_admin_interface() {
+    let scratch = Scratch::new("admin-activation");
+    let script = scratch.0.join("activate.py");
+    std::fs::write(&script, ACTIVATE_TWO_PY).unwrap();
+    let ports = scratch.0.join("ports");
+    let mut command = Command::new("python3");
+    command
+        .arg(&script)
+        .arg(&ports)
+        .arg(env!("CARGO_BIN_EXE_txtd"));
+    let server = Server::start_in(command, &sample_site(), &["--workers", "2"]);
+    let text = std::fs::read_to_string(&ports).unwrap();
+    let (site, admin) = text.split_once(' ').unwrap();
+    assert_eq!(server.addr.port().to_string(), site);
+    let admin_addr = server.admin_addr();
+    assert_eq!(admin_addr.port().to_string(), admin);
+    assert!(server.stderr().contains("(inherited): /healthz"));
+    wait_healthy(admin_addr);
+    assert_eq!(get(admin_addr, "/healthz").text(), "ok\n");
+    assert_eq!(server.request("GET", "/hello.txt").status, 200);
+    // The admin socket is not a site listener.
+    assert_eq!(get(admin_addr, "/hello.txt").status, 404);
+    assert_eq!(server.stderr().matches("listening on").count(), 1);
+}

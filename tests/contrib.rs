@@ -312,3 +312,41 @@ fn the_kubernetes_manifest_probes_healthz_and_outlasts_the_drain() {
         at(at(at(deployment, "spec"), "selector"), "matchLabels")
     );
 }
+
+#[test]
+fn the_admin_socket_unit_names_its_socket_admin_for_txtd_service() {
+    let text = std::fs::read_to_string(contrib("txtd-admin.socket")).unwrap();
+    let unit = parse_unit(&text);
+    let socket = &unit["Socket"];
+    assert_eq!(socket["FileDescriptorName"], ["admin"]);
+    assert_eq!(socket["Service"], ["txtd.service"]);
+    assert!(socket["ListenStream"][0].starts_with("127.0.0.1:"));
+    if !installed("systemd-analyze") {
+        eprintln!("systemd-analyze not installed: checked the keys only");
+        return;
+    }
+    // As its comment says: txtd.service with Sockets= naming both units.
+    let dir = std::env::temp_dir().join(format!("txtd-admin-socket-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let service = std::fs::read_to_string(contrib("txtd.service"))
+        .unwrap()
+        .replace("/usr/local/bin/txtd", env!("CARGO_BIN_EXE_txtd"))
+        .replace(
+            "[Service]\n",
+            "[Service]\nSockets=txtd.socket txtd-admin.socket\n",
+        );
+    std::fs::write(dir.join("txtd.service"), service).unwrap();
+    std::fs::copy(contrib("txtd.socket"), dir.join("txtd.socket")).unwrap();
+    std::fs::write(dir.join("txtd-admin.socket"), &text).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("txtd.service"))
+        .arg(dir.join("txtd.socket"))
+        .arg(dir.join("txtd-admin.socket"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("txtd"), "{stderr}");
+}

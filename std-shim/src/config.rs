@@ -450,4 +450,42 @@ mod tests {
         assert!(e.starts_with("config key watchdog-timeout: "), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_admin_and_log_format_keys_are_config_file_keys_too() {
+        let dir = std::env::temp_dir().join(format!("txtd-config-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("txtd.toml");
+        std::fs::write(
+            &file,
+            "admin-listen = \"0.0.0.0:9080\"\nadmin-allow-remote = true\naccess-log-format = \"json\"\n",
+        )
+        .unwrap();
+        let config = Config::resolve(Cli {
+            root: site(),
+            config: Some(file.clone()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.admin_listen, Some("0.0.0.0:9080".parse().unwrap()));
+        assert_eq!(config.access_log_format, Format::Json);
+        std::fs::write(&file, "admin-listen = \"0.0.0.0:9080\"\n").unwrap();
+        let e = Config::resolve(Cli {
+            root: site(),
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("--admin-allow-remote"), "{e}");
+        let defaults = Config::resolve(Cli {
+            root: site(),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (defaults.admin_listen, defaults.access_log_format),
+            (None, Format::Combined)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
