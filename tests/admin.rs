@@ -1,9 +1,7 @@
-//! The admin interface and the access log through the real binary:
-//! `/healthz`, `/metrics` (parsed by a Prometheus parser, values checked
-//! as they change), `/status` and `/status?auto`, `/healthz` turning 503
-//! during a drain, the admin socket kept across HUP and USR2, and the
-//! buffered access log (JSON lines, USR1 reopening). Loopback only,
-//! bounded waits, servers killed by pid.
+//! The admin interface and the access log through the real binary: each
+//! endpoint's content, `/metrics` parsed and checked as it changes, 503
+//! during a drain, the admin socket across HUP, USR2 and socket activation,
+//! JSON lines and USR1 with the buffered writer. Loopback, bounded, by pid.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -609,4 +607,27 @@ fn a_socket_named_admin_by_socket_activation_is_the_admin_interface() {
     // The admin socket is not a site listener.
     assert_eq!(get(admin_addr, "/hello.txt").status, 404);
     assert_eq!(server.stderr().matches("listening on").count(), 1);
+}
+
+#[test]
+fn a_request_head_too_slow_counts_as_a_408_and_a_4xx() {
+    let (server, admin) = start(&["--workers", "1", "--header-timeout", "1s"]);
+    let before = Metrics::scrape(admin);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(answer.starts_with(b"HTTP/1.1 408 "), "{answer:?}");
+    wait_until(|| {
+        Metrics::scrape(admin).get("txtd_http_request_timeouts_total", "")
+            == before.get("txtd_http_request_timeouts_total", "") + 1.0
+    });
+    let after = Metrics::scrape(admin);
+    assert_eq!(
+        after.get("txtd_http_requests_total", "class=4xx"),
+        before.get("txtd_http_requests_total", "class=4xx") + 1.0
+    );
+    assert_eq!(after.get("txtd_slot_evictions_total", ""), 0.0);
 }

@@ -1,10 +1,7 @@
-//! What `contrib/` ships, checked: the man page and shell completions are
-//! what the binary prints now (so they never go stale), the hardened unit
-//! says what it promises and passes `systemd-analyze verify`, the HAProxy
-//! configuration passes `haproxy -c`, the logrotate snippet passes
-//! `logrotate --debug`, and the Kubernetes manifest is valid YAML with the
-//! probes, pause and grace period txtd needs. A checker that is not
-//! installed is skipped with a line; CI installs them.
+//! What `contrib/` ships, checked: the man page and completions equal what
+//! the binary prints now; the units pass `systemd-analyze verify`, HAProxy's
+//! `-c`, logrotate's `--debug`; the Kubernetes manifest is valid YAML with
+//! the probes and grace period txtd needs. Missing checkers skip, with a line.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,15 +1,8 @@
-//! The access log: one line per exchange, in the Combined Log Format
-//! (Apache's `combined`, nginx's default: `host - - [time] "request"
-//! status bytes "referer" "user-agent"`) or as JSON lines ([`json`]).
-//! Request bytes are escaped (`"`, `\` and non-printable bytes as `\xHH`
-//! here) so a client cannot forge log lines.
-//!
-//! Lines are buffered as nginx's `buffer=64k flush=1s` does: a request
-//! costs no system call; the buffer goes out in one `write` when the next
-//! line would not fit, once a second from the worker's loop
-//! ([`AccessLog::flush_due_ms`]), before a reopen, and when the log is
-//! dropped (the worker exits). A block is whole lines, and `O_APPEND`
-//! writes of one block do not interleave with other workers' blocks.
+//! The access log: one line per exchange, Combined Log Format (escaping
+//! `"`, `\` and non-printable bytes as `\xHH`, so no line can be forged) or
+//! JSON lines ([`json`]). Buffered like nginx's `buffer=64k flush=1s`: no
+//! system call per request; one `write` of whole lines when full, once a
+//! second ([`AccessLog::flush_due_ms`]), before a reopen and on drop.
 
 pub mod json;
 
@@ -138,7 +131,9 @@ impl AccessLog {
         if self.buffer.is_empty() {
             return;
         }
-        // A full disk must not stop serving: the lines are lost.
+        // One `write` of whole lines: with O_APPEND, another worker's block
+        // lands before or after ours, never inside. A full disk must not
+        // stop serving: the lines are lost.
         let _ = match &mut self.sink {
             Sink::Stdout => io::stdout().lock().write_all(&self.buffer),
             Sink::File(file, _) => file.write_all(&self.buffer),

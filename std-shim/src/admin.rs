@@ -1,12 +1,8 @@
-//! The admin interface (`--admin-listen`): `/healthz`, `/metrics` and
-//! `/status`, answered by the workers from the shared scoreboard, never by
-//! the master, which only binds the socket and hands it to each worker
-//! (and to a new master on USR2) like the site's listeners.
-//!
-//! Each worker registers the socket with `EPOLLEXCLUSIVE` and owns a few
-//! connection slots with fixed input buffers; one request per connection,
-//! answered with `Connection: close`. Responses are built in buffers that
-//! keep their capacity, so a scrape allocates nothing once they have grown.
+//! The admin interface (`--admin-listen`): `/healthz`, `/metrics`, `/status`,
+//! answered by the workers (`EPOLLEXCLUSIVE`) from the shared scoreboard,
+//! never by the master, which only binds the socket and hands it on like
+//! the site's listeners. A few fixed connection slots per worker, one
+//! request each (`Connection: close`), buffers that keep their capacity.
 
 mod metrics;
 mod page;

@@ -1,9 +1,7 @@
-//! The access log as JSON lines: one object per exchange, one line each
-//! (`{"time":"2025-11-25T10:00:00Z","remote_addr":"127.0.0.1",...}`).
-//! Every line is valid JSON (RFC 8259) whatever the client sent: `"`, `\`
-//! and control bytes are escaped (§7), and bytes that are not UTF-8 become
-//! U+FFFD, as txtd's pages show them. No allocation once the line buffer
-//! has grown to a line's size.
+//! The access log as JSON lines: one object per exchange and line. Valid
+//! JSON (RFC 8259) whatever the client sent: `"`, `\` and control bytes
+//! escaped (§7), bytes that are not UTF-8 as U+FFFD, as txtd's pages show
+//! them. No allocation once the line buffer has grown to a line's size.
 
 use std::io::Write;
 use std::net::SocketAddr;

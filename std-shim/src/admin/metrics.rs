@@ -1,9 +1,7 @@
-//! `/metrics`: the scoreboard in the Prometheus text exposition format
-//! (version 0.0.4): `# HELP` and `# TYPE` for every family, names with the
-//! `txtd_` prefix, counters ending in `_total`, base units (bytes,
-//! seconds). Counters are the scoreboard's totals, which keep the counts
-//! of ended workers, so they only grow while the master runs (a binary
-//! upgrade starts a new master: a counter reset, as for any restart).
+//! `/metrics`: the scoreboard in the Prometheus text format 0.0.4, `# HELP`
+//! and `# TYPE` per family, `txtd_` names, `_total` counters, base units.
+//! Counters are the scoreboard's totals, which keep ended workers' counts:
+//! they only grow while the master runs (an upgrade's new master resets them).
 
 use std::io::Write;
 

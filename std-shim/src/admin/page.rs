@@ -1,13 +1,8 @@
-//! One admin request to one response: the head parsed by core's parser
-//! and checked by core's `Message`, the target routed to `/healthz`,
-//! `/metrics` or `/status`, the head written by core's response writer
-//! (with the admin media type added) and `Connection: close`.
-//!
-//! `/healthz` says whether the pool serves: 503 `starting` until every
-//! worker of the first generation served (`READY=1`), 200 `ok` from then
-//! on (through reloads, whose old generation serves until the new one
-//! does), 503 `stopping` once a graceful or immediate stop began, so a
-//! load balancer moves away while the draining workers finish.
+//! One admin request to one response: parsed by core's parser and
+//! `Message`, routed, written by core's head writer plus the admin media
+//! type. `/healthz`: 503 `starting` until the first `READY=1`, 200 `ok`
+//! through reloads and upgrades, 503 `stopping` once a stop began, so a load
+//! balancer moves away while the draining workers finish.
 
 use txtd_core::message::Method;
 use txtd_core::request::{Field, Limits, Parsed, parse_request};
