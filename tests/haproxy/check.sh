@@ -29,6 +29,8 @@ cleanup() {
     for pid in "${pids[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
     done
+    # Reaped quietly: no "Killed" job report for each.
+    wait 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -124,6 +126,7 @@ victims="${master[1]} $(children "${master[1]}" | tr '\n' ' ')"
 echo "SIGKILL txtd1: master and workers $victims"
 # shellcheck disable=SC2086
 kill -KILL $victims
+wait "${master[1]}" 2>/dev/null || true
 
 sleep "$phase"
 before_term=$(stats)
