@@ -9,6 +9,7 @@
 mod error_log;
 mod access_log;
 mod activation;
+mod admin;
 mod config;
 mod master;
 mod notify;
@@ -21,8 +22,8 @@ mod worker;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = match config::Cli::try_parse() {
@@ -39,6 +40,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.print_man || cli.print_completions.is_some() {
+        return print_docs(&cli);
+    }
     let config = match config::Config::resolve(cli) {
         Ok(config) => config,
         Err(e) => {
@@ -48,6 +52,28 @@ fn main() -> ExitCode {
     };
     match master::run(config) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("txtd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--print-man` and `--print-completions SHELL`: what `contrib/` ships
+/// (`contrib/txtd.1`, `contrib/completions/`), made from the flags
+/// themselves so it cannot go stale (a test compares the two).
+fn print_docs(cli: &config::Cli) -> ExitCode {
+    let mut command = config::Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match cli.print_completions {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut command, "txtd", &mut out);
+            Ok(())
+        }
+        None => clap_mangen::Man::new(command).render(&mut out),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("txtd: {e}");
             ExitCode::FAILURE
