@@ -52,9 +52,10 @@ fn the_man_page_and_completions_are_what_the_binary_prints_now() {
     let regenerate = "regenerate with: txtd --print-man > contrib/txtd.1; \
 txtd --print-completions bash > contrib/completions/txtd.bash (zsh: _txtd, fish: txtd.fish)";
     let man = txtd_prints(&["--print-man"]);
+    // As text, so that a stale page shows which lines differ.
     assert_eq!(
-        std::fs::read(contrib("txtd.1")).unwrap(),
-        man,
+        std::fs::read_to_string(contrib("txtd.1")).unwrap(),
+        String::from_utf8_lossy(&man),
         "{regenerate}"
     );
     let text = String::from_utf8(man).unwrap();

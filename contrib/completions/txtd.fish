@@ -13,7 +13,7 @@ complete -c txtd -l keepalive-timeout -d 'Idle time allowed between requests on 
 complete -c txtd -l send-timeout -d 'Time allowed without send progress [default: 30s]' -r
 complete -c txtd -l watchdog-timeout -d 'A worker whose heartbeat (once a second) is older than this is killed and replaced; at least 2s [default: 10s]' -r
 complete -c txtd -l max-conns -d 'Connection slots per worker [default: 512]' -r
-complete -c txtd -l backlog -d 'Listen backlog, clamped by the kernel to net.core.somaxconn [default: 511]' -r
+complete -c txtd -l backlog -d 'Listen backlog, clamped by the kernel to net.core.somaxconn [default: 4096]' -r
 complete -c txtd -l max-request-line -d 'Longest request line in bytes (longer: 414) [default: 8190]' -r
 complete -c txtd -l max-header-bytes -d 'Largest request head in bytes (larger: 431) [default: 32768]' -r
 complete -c txtd -l max-headers -d 'Most header fields in a request (more: 431) [default: 128]' -r
