@@ -935,6 +935,54 @@ fn a_connection_ends_at_its_lifetime() {
     assert_eq!(close, Close::Now);
 }
 
+#[test]
+fn a_response_in_flight_when_the_lifetime_ends_is_finished_and_the_next_closes() {
+    let mut site = site();
+    let (mut input, mut output) = ([0u8; 4096], [0u8; 1024]);
+    let config = Config::DEFAULT;
+    let end = config.lifetime_ms;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    // A big page asked for just before the lifetime ends, and a second
+    // request pipelined behind it.
+    feed(
+        &mut conn,
+        b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        end - 10,
+    );
+    let mut out = Vec::new();
+    let mut t = end - 10;
+    // The client reads a window a second: the page outlasts the lifetime
+    // by far, and each read is progress, so the send timeout never fires.
+    for _ in 0..10_000 {
+        let interest = conn.poll(&mut site, &mut (), now(t));
+        assert_ne!(interest.close, Close::Now, "closed at {t} ms");
+        if interest.deadline_ms.is_some_and(|d| d <= t) {
+            panic!("a deadline in the past at {t} ms: {interest:?}");
+        }
+        let [head, body] = conn.output(&site);
+        let n = head.len() + body.len();
+        out.extend_from_slice(head);
+        out.extend_from_slice(body);
+        conn.sent(n, now(t));
+        if n == 0 && !interest.again {
+            break;
+        }
+        t += 1000;
+    }
+    assert!(t > end + config.send_timeout_ms, "sent by {t} ms");
+    let all = responses(&out, |_| false);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].status, 200);
+    assert_eq!(all[0].field("Connection"), None);
+    assert!(all[0].text().ends_with("</pre>\n</body>\n</html>\n"));
+    // The request after the lifetime is answered, then the connection ends.
+    assert_eq!(all[1].status, 200);
+    assert_eq!(all[1].field("Connection"), Some("close"));
+    let (rest, close) = drain(&mut conn, &mut site, t);
+    assert!(rest.is_empty());
+    assert_ne!(close, Close::Keep);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
