@@ -18,7 +18,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Scratch, Server, TIMEOUT, get, is_alive, sample_site, signal_pid, try_get};
+use common::{
+    Scratch, Server, TIMEOUT, get, is_alive, sample_site, signal_pid, try_get, wait_for_file,
+};
 
 /// The started server and its admin address.
 fn start(extra: &[&str]) -> (Server, SocketAddr) {
@@ -472,23 +474,6 @@ fn an_admin_address_that_is_not_loopback_needs_the_opt_in() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
-/// Waits (bounded) until the file at `path` holds `text`; returns it.
-fn wait_for_text(path: &std::path::Path, text: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let contents = std::fs::read_to_string(path).unwrap_or_default();
-        if contents.contains(text) {
-            return contents;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "no {text:?} in {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn json_access_lines_are_valid_json_whatever_the_request_bytes() {
     let scratch = Scratch::new("admin-json");
@@ -507,8 +492,8 @@ fn json_access_lines_are_valid_json_whatever_the_request_bytes() {
     assert_eq!(server.request("GET", "/no-such-file.txt").status, 404);
     // Each worker writes its own buffer: the two lines may come from two
     // workers, in either order, up to a flush interval apart.
-    wait_for_text(&log, "no-such-file");
-    let text = wait_for_text(&log, "hello.txt");
+    wait_for_file(&log, "no-such-file");
+    let text = wait_for_file(&log, "hello.txt");
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -542,7 +527,7 @@ fn usr1_sends_the_buffered_lines_to_the_old_file_and_the_next_to_the_new() {
     let server = Server::start(&sample_site(), &["--access-log", log.to_str().unwrap()]);
     // Lines reach the file within the flush interval, with no signal.
     assert_eq!(server.request("GET", "/hello.txt").status, 200);
-    wait_for_text(&log, "GET /hello.txt ");
+    wait_for_file(&log, "GET /hello.txt ");
     // A line still in a buffer when the log is rotated lands in the old
     // file: the reopen writes the buffer first.
     assert_eq!(server.request("GET", "/unicode.txt").status, 200);
@@ -559,7 +544,7 @@ fn usr1_sends_the_buffered_lines_to_the_old_file_and_the_next_to_the_new() {
         assert_eq!(server.request("GET", "/?after").status, 200);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let old = wait_for_text(&rotated, "GET /unicode.txt ");
+    let old = wait_for_file(&rotated, "GET /unicode.txt ");
     assert!(old.contains("GET /hello.txt "), "{old}");
     let new = std::fs::read_to_string(&log).unwrap();
     assert!(

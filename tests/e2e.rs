@@ -14,7 +14,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -539,23 +538,6 @@ fn killing_the_master_takes_every_worker_down_and_frees_the_port() {
     let mut out = Vec::new();
     stream.read_to_end(&mut out).unwrap();
     assert_eq!(Response::parse(&out, false).0.status, 200);
-}
-
-/// Polls `path` (bounded) until it holds `text`; returns its contents.
-fn wait_for_file(path: &Path, text: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let contents = std::fs::read_to_string(path).unwrap_or_default();
-        if contents.contains(text) {
-            return contents;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "no {text:?} in {}:\n{contents}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -353,3 +353,20 @@ pub fn try_get(addr: SocketAddr, target: &str) -> Option<Response> {
 pub fn get(addr: SocketAddr, target: &str) -> Response {
     try_get(addr, target).unwrap_or_else(|| panic!("GET {target} from {addr} failed"))
 }
+
+/// Polls `path` (bounded) until it holds `text`; returns its contents.
+pub fn wait_for_file(path: &Path, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let contents = std::fs::read_to_string(path).unwrap_or_default();
+        if contents.contains(text) {
+            return contents;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no {text:?} in {}:\n{contents}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
