@@ -20,7 +20,7 @@ use nom::character::streaming::satisfy;
 use nom::error::{ErrorKind, ParseError};
 use nom::{IResult, Needed, Parser};
 
-use crate::scan;
+use crate::scan::{self, is_tchar};
 
 /// Default limit on a request line, terminator excluded (Apache's
 /// `LimitRequestLine`): one byte more is a 414.
@@ -230,60 +230,6 @@ fn fail<O>(error: Error) -> Result<O, nom::Err<Fail>> {
     Err(nom::Err::Error(Fail(error)))
 }
 
-/// RFC 9110 §5.6.2 tchar, as a table: one load per byte.
-#[expect(
-    clippy::indexing_slicing,
-    reason = "the loop keeps b below 256, the table's length"
-)]
-static TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
-
-#[inline(always)]
-fn is_tchar(b: u8) -> bool {
-    TCHAR.get(usize::from(b)).copied().unwrap_or(false)
-}
-
-/// How many bytes at the start of `i` are token characters.
-#[inline(always)]
-fn token_len(i: &[u8]) -> usize {
-    let mut n = 0;
-    for quad in i.chunks_exact(4) {
-        match *quad {
-            [a, b, c, d] if is_tchar(a) & is_tchar(b) & is_tchar(c) & is_tchar(d) => n += 4,
-            _ => break,
-        }
-    }
-    while i.get(n).is_some_and(|&b| is_tchar(b)) {
-        n += 1;
-    }
-    n
-}
-
 /// Returns whether `b` is a token character (RFC 9110 §5.6.2).
 pub fn is_token_byte(b: u8) -> bool {
     is_tchar(b)
@@ -362,12 +308,12 @@ fn request_line(i: &[u8]) -> PResult<'_, (&[u8], &[u8], Version)> {
     Ok((i, (method, target, version)))
 }
 
-/// How a field line ended: at `end`, the first byte after its line end;
-/// its content (terminator excluded) is `len` bytes.
+/// A field line read whole: its content (terminator excluded) is `len`
+/// bytes, and `rest` is the input after its line end.
 struct FieldLine<'a> {
     field: Field<'a>,
     len: usize,
-    end: usize,
+    rest: &'a [u8],
 }
 
 /// Why a field line could not be read whole.
@@ -383,51 +329,142 @@ enum Stop {
 ///
 /// One function with one cursor rather than a chain of nom parsers: this
 /// runs once per field line, the hottest path of a head, and each parser
-/// layer re-slices the input and wraps its result.
+/// layer re-slices the input and wraps its result. nom's `take_while1`
+/// would also test the name a byte per branch, where
+/// [`scan::find_non_token`] tests sixteen at once.
 #[inline(always)]
 fn field_line(i: &[u8]) -> Result<FieldLine<'_>, Stop> {
-    // The field name: checked four bytes per branch against the tchar
-    // table, then byte by byte to its end.
-    let name_len = token_len(i);
-    match i.get(name_len) {
-        Some(b':') if name_len > 0 => {}
-        None => return Err(Stop::Partial),
-        Some(b' ' | b'\t') if name_len == 0 => return Err(Stop::Invalid(Error::ObsoleteFold)),
+    // The line's end is searched for from its start, not from the colon:
+    // a name holds no control byte, so the first control is the same, and
+    // the two searches do not wait for each other.
+    let stop = scan::find_field_value_stop(i);
+    let Some(name_len) = scan::find_non_token(i) else {
+        return Err(Stop::Partial);
+    };
+    if name_len == 0 || i.get(name_len) != Some(&b':') {
+        return Err(bad_name(i.get(name_len).copied(), name_len));
+    }
+    // The value, OWS on both sides included, runs to the first control
+    // byte; HTAB is the one allowed.
+    let Some(mut len) = stop else {
+        return Err(Stop::Partial);
+    };
+    if i.get(len) == Some(&b'\t') {
+        len = after_tabs(i, len)?;
+    }
+    let (content, end) = i.split_at_checked(len).unwrap_or((i, &[]));
+    let rest = match end {
+        [b'\r', b'\n', rest @ ..] => rest,
+        _ => other_line_end(end)?,
+    };
+    let (name, value) = content.split_at_checked(name_len).unwrap_or_default();
+    // Past the colon, nearly every value follows a single SP and ends
+    // without OWS: skip that SP, and trim in a loop only when OWS remains.
+    let value = match value {
+        [_, b' ', value @ ..] | [_, value @ ..] => value,
+        [] => value,
+    };
+    let value = match value {
+        [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(value),
+        value => value,
+    };
+    Ok(FieldLine {
+        field: Field { name, value },
+        len,
+        rest,
+    })
+}
+
+/// Why a field name stopped at `stop` after `name_len` token characters
+/// is no name followed by a colon.
+#[cold]
+fn bad_name(stop: Option<u8>, name_len: usize) -> Stop {
+    match stop {
+        None => Stop::Partial,
+        Some(b' ' | b'\t') if name_len == 0 => Stop::Invalid(Error::ObsoleteFold),
         // RFC 9112 §5.1: no whitespace between the field name and the colon.
-        _ => return Err(Stop::Invalid(Error::InvalidFieldName)),
+        _ => Stop::Invalid(Error::InvalidFieldName),
     }
-    let mut at = name_len + 1;
-    while let Some(b' ' | b'\t') = i.get(at) {
-        at += 1;
-    }
-    let start = at;
-    // The value runs to the first control byte; HTAB is the one allowed.
-    let stop = loop {
-        let rest = i.get(at..).unwrap_or_default();
+}
+
+/// The first control byte of the value from the HTAB at `at` on, HTABs
+/// skipped.
+#[cold]
+fn after_tabs(i: &[u8], mut at: usize) -> Result<usize, Stop> {
+    while i.get(at) == Some(&b'\t') {
+        let rest = i.get(at + 1..).unwrap_or_default();
         let Some(offset) = scan::find_field_value_stop(rest) else {
             return Err(Stop::Partial);
         };
-        at += offset;
-        match i.get(at) {
-            Some(b'\t') => at += 1,
-            Some(&stop) => break stop,
-            None => return Err(Stop::Partial),
+        at += 1 + offset;
+    }
+    Ok(at)
+}
+
+/// The input after the line end that starts `end`, when that is not
+/// CR LF: a bare LF, or one of the errors.
+#[cold]
+fn other_line_end(end: &[u8]) -> Result<&[u8], Stop> {
+    match end {
+        [b'\n', rest @ ..] => Ok(rest),
+        [] | [b'\r'] => Err(Stop::Partial),
+        [b'\r', ..] => Err(Stop::Invalid(Error::BareCr)),
+        [_, ..] => Err(Stop::Invalid(Error::InvalidFieldValue)),
+    }
+}
+
+/// The field lines at the start of `i`, through the blank line that ends
+/// the head, into `slots`: how many bytes that took and how many fields.
+///
+/// # Errors
+///
+/// Where the line that stopped the head starts, and why it stopped it.
+/// Each complete line is held to `max_field_line`; the caller checks an
+/// incomplete one.
+#[inline(never)]
+fn field_lines<'a>(
+    i: &'a [u8],
+    slots: &mut [Field<'a>],
+    max_field_line: usize,
+) -> Result<(usize, usize), (usize, Stop)> {
+    let room = slots.len();
+    let mut slots = slots.iter_mut();
+    let mut rest = i;
+    loop {
+        let at = i.len() - rest.len();
+        match rest {
+            [b'\n', after @ ..] | [b'\r', b'\n', after @ ..] => {
+                return Ok((i.len() - after.len(), room - slots.len()));
+            }
+            [] | [b'\r'] => return Err((at, Stop::Partial)),
+            [b'\r', ..] => return Err((at, Stop::Invalid(Error::BareCr))),
+            _ => {}
         }
-    };
-    let end = match (stop, i.get(at + 1)) {
-        (b'\n', _) => at + 1,
-        (b'\r', Some(b'\n')) => at + 2,
-        (b'\r', None) => return Err(Stop::Partial),
-        (b'\r', Some(_)) => return Err(Stop::Invalid(Error::BareCr)),
-        _ => return Err(Stop::Invalid(Error::InvalidFieldValue)),
-    };
-    let name = i.get(..name_len).unwrap_or_default();
-    let value = i.get(start..at).unwrap_or_default().trim_ascii_end();
-    Ok(FieldLine {
-        field: Field { name, value },
-        len: at,
-        end,
-    })
+        let Some(slot) = slots.next() else {
+            return Err((at, Stop::Invalid(Error::TooManyFields)));
+        };
+        let line = field_line(rest).map_err(|stop| (at, stop))?;
+        if line.len > max_field_line {
+            return Err((at, Stop::Invalid(Error::FieldLineTooLong)));
+        }
+        *slot = line.field;
+        rest = line.rest;
+    }
+}
+
+/// `value` without the OWS (SP and HTAB) on either side.
+///
+/// Not `trim_ascii`: that also trims CR, LF and FF, which cannot occur
+/// here, and it is not inlined.
+#[cold]
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
 }
 
 /// Where the head is while it arrives, to pick the limit an incomplete line
@@ -507,37 +544,17 @@ pub fn parse_request<'a, 'f>(
     }
 
     line = Line::Field;
-    let mut count = 0;
-    loop {
-        if let Some(b'\r' | b'\n') | None = rest.first() {
-            match line_end(rest) {
-                Ok((after, ())) => {
-                    rest = after;
-                    break;
-                }
-                Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
-                Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
-            }
+    let slots = fields.get_mut(..max_fields).unwrap_or_default();
+    let count = match field_lines(rest, slots, limits.max_field_line) {
+        Ok((len, count)) => {
+            rest = rest.get(len..).unwrap_or_default();
+            count
         }
-        if count >= max_fields {
-            return Err(Error::TooManyFields);
+        Err((at, Stop::Partial)) => {
+            return partial(input, rest.get(at..).unwrap_or_default(), line, limits);
         }
-        let field = match field_line(rest) {
-            Ok(line) => {
-                if line.len > limits.max_field_line {
-                    return Err(Error::FieldLineTooLong);
-                }
-                rest = rest.get(line.end..).unwrap_or_default();
-                line.field
-            }
-            Err(Stop::Partial) => return partial(input, rest, line, limits),
-            Err(Stop::Invalid(e)) => return Err(e),
-        };
-        if let Some(slot) = fields.get_mut(count) {
-            *slot = field;
-        }
-        count += 1;
-    }
+        Err((_, Stop::Invalid(e))) => return Err(e),
+    };
 
     let head_len = input.len() - rest.len();
     if head_len > limits.max_head {
