@@ -16,7 +16,7 @@
 use core::fmt;
 
 use nom::bytes::streaming::{tag, take_while1};
-use nom::character::streaming::satisfy;
+use nom::character::streaming::{char, satisfy};
 use nom::error::{ErrorKind, ParseError};
 use nom::{IResult, Needed, Parser};
 
@@ -281,15 +281,27 @@ fn cr_after_target(rest: &[u8]) -> PResult<'_, &[u8]> {
 /// here, before the rest of the line: its framing is not HTTP/1's.
 #[inline(always)]
 fn version(i: &[u8]) -> PResult<'_, Version> {
-    let digit = || satisfy(|c: char| c.is_ascii_digit());
-    let (i, _) = or_fail(tag(&b"HTTP/"[..]).parse(i), Error::InvalidVersion)?;
-    let (i, major) = or_fail(digit().parse(i), Error::InvalidVersion)?;
-    let (i, _) = or_fail(tag(&b"."[..]).parse(i), Error::InvalidVersion)?;
-    let (i, minor) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+    let (i, major, minor) = match i {
+        // All eight bytes at once, as nearly every request has them; nom's
+        // parsers below name the failure, or ask for more, otherwise.
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor, rest @ ..]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            (rest, *major, *minor)
+        }
+        _ => {
+            let digit = || satisfy(|c: char| c.is_ascii_digit());
+            let (i, _) = or_fail(tag(&b"HTTP/"[..]).parse(i), Error::InvalidVersion)?;
+            let (i, major) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+            let (i, _) = or_fail(tag(&b"."[..]).parse(i), Error::InvalidVersion)?;
+            let (i, minor) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+            (i, major as u8, minor as u8)
+        }
+    };
     // Both are ASCII digits, so the subtraction cannot wrap.
     let version = Version {
-        major: (major as u8).wrapping_sub(b'0'),
-        minor: (minor as u8).wrapping_sub(b'0'),
+        major: major.wrapping_sub(b'0'),
+        minor: minor.wrapping_sub(b'0'),
     };
     if version.major != 1 {
         return fail(Error::UnsupportedVersion);
@@ -301,9 +313,9 @@ fn version(i: &[u8]) -> PResult<'_, Version> {
 #[inline(always)]
 fn request_line(i: &[u8]) -> PResult<'_, (&[u8], &[u8], Version)> {
     let (i, method) = or_fail(take_while1(is_tchar).parse(i), Error::InvalidMethod)?;
-    let (i, _) = or_fail(tag(&b" "[..]).parse(i), Error::InvalidMethod)?;
+    let (i, _) = or_fail(char(' ').parse(i), Error::InvalidMethod)?;
     let (i, target) = request_target(i)?;
-    let (i, _) = or_fail(tag(&b" "[..]).parse(i), Error::InvalidTarget)?;
+    let (i, _) = or_fail(char(' ').parse(i), Error::InvalidTarget)?;
     let (i, version) = version(i)?;
     Ok((i, (method, target, version)))
 }
