@@ -332,11 +332,26 @@ fn tag_mismatch(i: &[u8]) -> Fail {
     Fail(Error::InvalidVersion, i.len() - same)
 }
 
+/// The method and the SP after it.
+#[inline(always)]
+fn method(i: &[u8]) -> PResult<'_, &[u8]> {
+    // `GET` and `HEAD`, the two methods txtd serves, are matched whole, as
+    // the version is; nom's parsers take every other token byte by byte.
+    match i {
+        [b'G', b'E', b'T', b' ', rest @ ..] => Ok((rest, i.get(..3).unwrap_or_default())),
+        [b'H', b'E', b'A', b'D', b' ', rest @ ..] => Ok((rest, i.get(..4).unwrap_or_default())),
+        _ => {
+            let (i, method) = or_fail(take_while1(is_tchar).parse(i), Error::InvalidMethod)?;
+            let (i, _) = or_fail(char(' ').parse(i), Error::InvalidMethod)?;
+            Ok((i, method))
+        }
+    }
+}
+
 /// method SP request-target SP HTTP-version, without the line end.
 #[inline(always)]
 fn request_line(i: &[u8]) -> PResult<'_, (&[u8], &[u8], Version)> {
-    let (i, method) = or_fail(take_while1(is_tchar).parse(i), Error::InvalidMethod)?;
-    let (i, _) = or_fail(char(' ').parse(i), Error::InvalidMethod)?;
+    let (i, method) = method(i)?;
     let (i, target) = request_target(i)?;
     let (i, _) = or_fail(char(' ').parse(i), Error::InvalidTarget)?;
     let (i, version) = version(i)?;
