@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Scratch, TIMEOUT, read_responses_to};
-use txtd::access_log::AccessLog;
+use txtd::access_log::{AccessLog, Format};
 use txtd::scoreboard::Scoreboard;
 use txtd::worker::Setup;
 
@@ -85,13 +85,16 @@ impl Worker {
         let mut conn = txtd_core::Config::DEFAULT;
         conn.max_requests = u32::MAX;
         let scoreboard = Scoreboard::new(1).unwrap();
+        // The 404s' error lines go to a file, not the test's stderr.
+        txtd::error_log::open(&root.join("error.log")).unwrap();
         let setup = Setup {
             listeners: vec![listener.into()],
+            admin: None,
             root: root.to_owned(),
             conn,
             page_cache_valid,
             max_conns: 64,
-            access_log: access_log.map(|path| AccessLog::open(path).unwrap()),
+            access_log: access_log.map(|path| AccessLog::open(path, Format::Combined).unwrap()),
             slot: 0,
             master: txtd::sys::getppid(),
             scoreboard,
@@ -237,6 +240,16 @@ fn with_the_access_log_on_and_every_file_checked_requests_allocate_nothing() {
     assert!(warm > 0);
     assert_eq!(keep_alive, 0, "allocations grow with requests");
     assert_eq!(closed, 0, "allocations grow with connections");
-    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert_eq!(lines, 1 + 11_000 + 100);
+    // The log is buffered for up to a second (nginx's `flush=1s`).
+    let expected = 1 + 11_000 + 100;
+    let start = Instant::now();
+    let mut lines = 0;
+    while start.elapsed() < TIMEOUT {
+        lines = std::fs::read_to_string(&log).unwrap().lines().count();
+        if lines >= expected {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(lines, expected);
 }

@@ -14,7 +14,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -89,16 +88,7 @@ fn a_directory_gets_an_index_and_needs_its_trailing_slash() {
     let r = server.request("GET", "/notes");
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("/notes/"));
-    for sneaky in [
-        "//evil.com/../notes",
-        "/\\evil.com/../notes",
-        "/%0d%0aSet-Cookie:%20x/../notes",
-    ] {
-        let r = server.request("GET", sneaky);
-        assert_eq!(r.status, 301, "{sneaky}");
-        assert_eq!(r.header("location"), Some("/notes/"), "{sneaky}");
-        assert!(!r.head.contains("Set-Cookie"), "{sneaky}");
-    }
+    // Hostile targets and names: tests/security (location, listing).
     assert_eq!(server.request("GET", "/.hidden.txt").status, 404);
 }
 
@@ -137,64 +127,6 @@ fn bad_requests_get_their_status_and_a_log_line() {
         assert!(r.text().contains(&status.to_string()));
     }
     server.wait_for_log("(400)");
-}
-
-#[test]
-fn traversal_in_any_encoding_never_leaves_the_root() {
-    let server = Server::start(&sample_site(), &[]);
-    for target in [
-        "/../../../../etc/passwd",
-        "/%2e%2e/%2e%2e/etc/passwd",
-        "/..%2f..%2fetc%2fpasswd",
-        "/notes/../../etc/passwd",
-        "/%2E%2E/%2E%2E/etc/passwd",
-        "/..%5c..%5cetc/passwd",
-        "/notes/%2e%2e/%2e%2e/etc/passwd",
-        "http://test/../../etc/passwd",
-        "/etc/passwd%00.txt",
-    ] {
-        let raw = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        let out = server.raw(raw.as_bytes());
-        let text = String::from_utf8_lossy(&out);
-        assert!(!text.contains("root:"), "{target} leaked: {text}");
-        let (r, _) = Response::parse(&out, false);
-        assert!(r.status == 400 || r.status == 404, "{target}: {}", r.status);
-    }
-}
-
-#[test]
-fn symlinks_and_special_files_are_never_served() {
-    let scratch = Scratch::new("symlink");
-    let root = scratch.0.join("root");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(scratch.0.join("secret.txt"), "top secret").unwrap();
-    std::fs::write(root.join("ok.txt"), "fine").unwrap();
-    std::os::unix::fs::symlink(scratch.0.join("secret.txt"), root.join("link.txt")).unwrap();
-    std::os::unix::fs::symlink(&scratch.0, root.join("up")).unwrap();
-    std::os::unix::fs::symlink("ok.txt", root.join("inside-link.txt")).unwrap();
-    let fifo = Command::new("mkfifo")
-        .arg(root.join("fifo.txt"))
-        .status()
-        .unwrap();
-    assert!(fifo.success());
-    let server = Server::start(&root, &[]);
-    assert_eq!(server.request("GET", "/ok.txt").status, 200);
-    for target in [
-        "/link.txt",
-        "/up/secret.txt",
-        "/up/",
-        "/inside-link.txt",
-        "/fifo.txt",
-    ] {
-        let r = server.request("GET", target);
-        assert_eq!(r.status, 404, "{target}");
-        assert!(!r.text().contains("top secret"));
-    }
-    let index = server.request("GET", "/").text();
-    assert!(index.contains("ok.txt"));
-    for hidden in ["link.txt", "up/", "fifo.txt"] {
-        assert!(!index.contains(hidden), "{hidden} listed: {index}");
-    }
 }
 
 #[test]
@@ -717,23 +649,6 @@ fn killing_the_master_takes_every_worker_down_and_frees_the_port() {
     let mut out = Vec::new();
     stream.read_to_end(&mut out).unwrap();
     assert_eq!(Response::parse(&out, false).0.status, 200);
-}
-
-/// Polls `path` (bounded) until it holds `text`; returns its contents.
-fn wait_for_file(path: &Path, text: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let contents = std::fs::read_to_string(path).unwrap_or_default();
-        if contents.contains(text) {
-            return contents;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "no {text:?} in {}:\n{contents}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -52,7 +52,10 @@ pub struct Config {
     /// Time allowed without any byte sent while a response is pending
     /// (then close).
     pub send_timeout_ms: u64,
-    /// Longest life of a connection (then close); 0 for no limit.
+    /// How long a connection takes new requests; 0 for no limit. Past it,
+    /// as with nginx's `keepalive_time`, the response in progress is
+    /// finished (the send timeout still guards it), the next one carries
+    /// `Connection: close`, and an idle connection is closed.
     pub lifetime_ms: u64,
     /// After a server-side close, how long to read and discard what the
     /// client still sends, so it sees the last response (RFC 9112 §9.6).
@@ -689,12 +692,6 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     pub fn poll<L: Log>(&mut self, site: &mut S, log: &mut L, now: Now) -> Interest {
         self.now = now;
         let t = now.monotonic_ms;
-        if self.config.lifetime_ms > 0
-            && t >= self.opened_ms.saturating_add(self.config.lifetime_ms)
-        {
-            debug!("connection lifetime over");
-            self.close(log);
-        }
         // Bounded: each pass either finishes a response or leaves the loop.
         for _ in 0..4 {
             match &mut self.phase {
@@ -735,7 +732,11 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     /// head is complete. Returns whether the phase changed.
     fn poll_head(&mut self, site: &mut S, t: u64) -> bool {
         if self.in_len == 0 {
-            if self.peer_eof || self.draining || t >= self.idle_deadline() {
+            if self.peer_eof
+                || self.draining
+                || self.is_past_lifetime()
+                || t >= self.idle_deadline()
+            {
                 trace!("closing an idle connection");
                 self.phase = Phase::Closed;
                 return true;
@@ -759,6 +760,18 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
             return true;
         }
         false
+    }
+
+    /// When the connection stops taking new requests, if it ever does.
+    fn lifetime_end(&self) -> Option<u64> {
+        (self.config.lifetime_ms > 0)
+            .then(|| self.opened_ms.saturating_add(self.config.lifetime_ms))
+    }
+
+    /// Whether the connection has lived past [`Config::lifetime_ms`].
+    fn is_past_lifetime(&self) -> bool {
+        self.lifetime_end()
+            .is_some_and(|end| self.now.monotonic_ms >= end)
     }
 
     fn idle_deadline(&self) -> u64 {
@@ -807,7 +820,7 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     fn parse_and_start(&mut self, site: &mut S) {
         let mut limits = self.config.limits;
         limits.max_head = limits.max_head.min(self.recv_cap);
-        let draining = self.draining || self.pressure;
+        let draining = self.draining || self.pressure || self.is_past_lifetime();
         let last_request = self.requests.saturating_add(1) >= self.config.max_requests;
         let (recv, path_buf) = self.input.split_at_mut(self.recv_cap);
         let recv = recv.get(..self.in_len).unwrap_or_default();
@@ -1221,6 +1234,9 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
         forge.measure(path);
         let placed = forge.write(path, 0, self.output);
         forge.placed = placed;
+        // The send timeout runs from here: measuring a huge page (a sparse
+        // file's NULs) may take longer than it, and is not the client's delay.
+        self.progress_ms = self.now.monotonic_ms;
         self.phase = Phase::Send(Sending {
             head: (0, placed),
             forge,
@@ -1389,8 +1405,12 @@ impl<'b, S: Site, const MAX_FIELDS: usize> Conn<'b, S, MAX_FIELDS> {
     }
 
     fn interest(&self) -> Interest {
-        let lifetime = (self.config.lifetime_ms > 0)
-            .then(|| self.opened_ms.saturating_add(self.config.lifetime_ms));
+        // Only a connection between requests acts when its lifetime ends; a
+        // lifetime already past is no deadline (it would wake at once, again
+        // and again).
+        let lifetime = self
+            .lifetime_end()
+            .filter(|&end| matches!(self.phase, Phase::Head) && end > self.now.monotonic_ms);
         let (read, write, again, deadline, close) = match &self.phase {
             Phase::Head => {
                 let deadline = if self.in_len == 0 {

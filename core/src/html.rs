@@ -115,6 +115,15 @@ trait Push: Sink + Sized {
         }
     }
 
+    /// Pushes a name (or a path shown as a title) escaped, see [`name_len`].
+    fn push_name(&mut self, name: &[u8]) -> Result<(), Error> {
+        if Escaper::for_name().run(name, self, true) == name.len() {
+            Ok(())
+        } else {
+            Err(Error::BufferTooSmall)
+        }
+    }
+
     fn push_percent_encoded(&mut self, bytes: &[u8], keep_slash: bool) -> Result<(), Error> {
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -137,7 +146,7 @@ trait Push: Sink + Sized {
     fn push_shown_dir(&mut self, dir: &[u8]) -> Result<(), Error> {
         self.push(b"/")?;
         if !dir.is_empty() {
-            self.push_escaped(dir)?;
+            self.push_name(dir)?;
             self.push(b"/")?;
         }
         Ok(())
@@ -222,7 +231,7 @@ impl Sink for Window<'_> {
 /// | input | output |
 /// |---|---|
 /// | `&` `<` `>` `"` `'` | `&amp;` `&lt;` `&gt;` `&quot;` `&#39;` |
-/// | TAB, LF, FF, CR | copied |
+/// | TAB, LF, FF, CR | copied (U+FFFD in a name) |
 /// | any other control (0x00–0x1F), DEL | U+FFFD |
 /// | each maximal invalid UTF-8 subpart | U+FFFD |
 /// | everything else | copied |
@@ -236,6 +245,10 @@ pub struct Escaper {
     held: [u8; 3],
     /// How many bytes of `held` are in use.
     held_len: u8,
+    /// Escaping a file or directory name (a title, a link text): it has no
+    /// lines, so HTML's whitespace controls become U+FFFD too, and a name
+    /// with a newline never puts a raw newline in the page.
+    in_name: bool,
 }
 
 impl Escaper {
@@ -244,6 +257,16 @@ impl Escaper {
         Self {
             held: [0; 3],
             held_len: 0,
+            in_name: false,
+        }
+    }
+
+    /// An escaper for a name: as [`Escaper::new`], but TAB, LF, FF and CR
+    /// become U+FFFD like every other control.
+    const fn for_name() -> Self {
+        Self {
+            in_name: true,
+            ..Self::new()
         }
     }
 
@@ -346,10 +369,15 @@ impl Escaper {
                 continue;
             };
             if byte < 0x80 {
-                if !sink.put(ascii_unit(&byte)) {
-                    return pos;
+                // The whole run of flagged ASCII bytes here, without a scan
+                // per byte: a NUL-filled (sparse) or binary file is one run.
+                let flagged = text.get(run..).unwrap_or_default();
+                for unit in flagged.iter().take_while(|&&b| is_flagged_ascii(b)) {
+                    if !sink.put(ascii_unit(unit, self.in_name)) {
+                        return pos;
+                    }
+                    pos = pos.saturating_add(1);
                 }
-                pos = pos.saturating_add(1);
                 continue;
             }
             // Non-ASCII outside a validated stretch: validate what can still
@@ -459,8 +487,15 @@ fn char_floor(text: &[u8], mut n: usize) -> usize {
     n
 }
 
+/// Whether [`scan::find_html_special`] flags this byte and it is ASCII: a
+/// control, DEL or one of `& < > " '`.
+#[inline(always)]
+fn is_flagged_ascii(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')
+}
+
 /// The output for an ASCII byte that [`scan::find_html_special`] flags.
-fn ascii_unit(byte: &u8) -> &[u8] {
+fn ascii_unit(byte: &u8, in_name: bool) -> &[u8] {
     match byte {
         b'&' => b"&amp;",
         b'<' => b"&lt;",
@@ -469,7 +504,7 @@ fn ascii_unit(byte: &u8) -> &[u8] {
         // `&#39;`, not `&apos;`, which HTML 4 does not know.
         b'\'' => b"&#39;",
         // HTML's ASCII whitespace; every other control is a parse error.
-        b'\t' | b'\n' | 0x0c | b'\r' => core::slice::from_ref(byte),
+        b'\t' | b'\n' | 0x0c | b'\r' if !in_name => core::slice::from_ref(byte),
         0x00..=0x1f | 0x7f => REPLACEMENT,
         _ => core::slice::from_ref(byte),
     }
@@ -477,15 +512,25 @@ fn ascii_unit(byte: &u8) -> &[u8] {
 
 /// The length of `text` escaped as one whole, final text.
 ///
-/// For short strings such as names and titles; see [`Escaper`] for the rules.
+/// For short strings; see [`Escaper`] for the rules. The pages' names and
+/// titles go through the same rules, but with HTAB, LF, FF and CR shown as
+/// U+FFFD too.
 pub fn escaped_len(text: &[u8]) -> usize {
     usize::try_from(Escaper::new().measure(text, true)).unwrap_or(usize::MAX)
+}
+
+/// The length of a name (a title, a link text) escaped as the pages show
+/// it: as [`escaped_len`], but with HTAB, LF, FF and CR as U+FFFD too.
+fn name_len(name: &[u8]) -> usize {
+    usize::try_from(Escaper::for_name().measure(name, true)).unwrap_or(usize::MAX)
 }
 
 /// Writes `text`, escaped as one whole, final text, to the start of `out`;
 /// returns the bytes written.
 ///
-/// For short strings such as names and titles; see [`Escaper`] for the rules.
+/// For short strings; see [`Escaper`] for the rules. The pages' names and
+/// titles go through the same rules, but with HTAB, LF, FF and CR shown as
+/// U+FFFD too.
 ///
 /// # Errors
 ///
@@ -625,7 +670,7 @@ pub fn page_prologue_len(name: &[u8]) -> usize {
         DOC_HEAD.len(),
         VIEWPORT.len(),
         TITLE_OPEN.len(),
-        escaped_len(name),
+        name_len(name),
         PAGE_AFTER_TITLE.len(),
     ])
 }
@@ -683,7 +728,7 @@ fn push_page_prologue<S: Push>(buf: &mut S, name: &[u8]) -> Result<(), Error> {
     buf.push(DOC_HEAD)?;
     buf.push(VIEWPORT)?;
     buf.push(TITLE_OPEN)?;
-    buf.push_escaped(name)?;
+    buf.push_name(name)?;
     buf.push(PAGE_AFTER_TITLE)
 }
 
@@ -694,7 +739,7 @@ fn shown_dir_len(dir: &[u8]) -> usize {
     } else {
         // `/` is plain ASCII: it ends any sequence `dir` leaves open, as a
         // final input would, so the parts escape separately.
-        escaped_len(dir).saturating_add(2)
+        name_len(dir).saturating_add(2)
     }
 }
 
@@ -791,7 +836,7 @@ pub fn index_entry_len(name: &[u8], is_dir: bool) -> usize {
         encoded_len(name, false),
         slash,
         ENTRY_MIDDLE.len(),
-        escaped_len(name),
+        name_len(name),
         slash,
         ENTRY_CLOSE.len(),
     ])
@@ -801,8 +846,8 @@ pub fn index_entry_len(name: &[u8], is_dir: bool) -> usize {
 /// start of `out`; returns the bytes written.
 ///
 /// The link is `name` percent-encoded, relative to the directory, and the
-/// text is `name` escaped (not UTF-8: shown with U+FFFD, linked by its
-/// bytes); a directory gets a trailing `/` on both. A name is one path
+/// text is `name` escaped (not UTF-8 and every control, HTAB and LF
+/// included: shown with U+FFFD, linked by its bytes); a directory gets a trailing `/` on both. A name is one path
 /// segment, so a `/` inside it is encoded too (`%2F`), unlike in
 /// [`write_percent_encoded`]. Order and hiding are up to the caller.
 ///
@@ -850,7 +895,7 @@ fn push_index_entry<S: Push>(buf: &mut S, name: &[u8], is_dir: bool) -> Result<(
     buf.push_percent_encoded(name, false)?;
     buf.push(slash)?;
     buf.push(ENTRY_MIDDLE)?;
-    buf.push_escaped(name)?;
+    buf.push_name(name)?;
     buf.push(slash)?;
     buf.push(ENTRY_CLOSE)
 }
@@ -1134,6 +1179,23 @@ mod tests {
         let mut out = [0u8; 4];
         assert_eq!(escaper.escape(b"\xaca", &mut out, true), (2, 4));
         assert_eq!(&out, "\u{20ac}a".as_bytes());
+    }
+
+    #[test]
+    fn a_name_with_whitespace_controls_shows_them_as_replacement_characters() {
+        let mut out = [0u8; 256];
+        let n = write_index_entry(b"a\tb\nc\rd\x0ce", false, &mut out).unwrap();
+        assert_eq!(
+            &out[..n],
+            "<li><a href=\"a%09b%0Ac%0Dd%0Ce\">a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e</a></li>\n"
+                .as_bytes()
+        );
+        assert_eq!(index_entry_len(b"a\tb\nc\rd\x0ce", false), n);
+        let n = write_page_prologue(b"new\nline.txt", &mut out).unwrap();
+        assert!(!out[..n].windows(9).any(|w| w == b"new\nline."));
+        assert_eq!(page_prologue_len(b"new\nline.txt"), n);
+        // The text of a page keeps its lines.
+        assert_eq!(write_escaped(b"a\nb", &mut out), Ok(3));
     }
 
     #[test]

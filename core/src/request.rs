@@ -8,6 +8,9 @@
 //! input and does work linear in the input. A request split into any pieces
 //! gives the same answer as the same bytes in one piece, and a line past its
 //! limit is refused as soon as the limit is crossed, not when the line ends.
+//! Of two faults the one the bytes show first wins: a bad byte that lies
+//! past a limit is answered with the limit, as it would be had the bytes
+//! arrived one at a time.
 //!
 //! Line ends: CRLF, or a bare LF, everywhere (RFC 9112 §2.2 allows a
 //! recipient to accept a lone LF). A CR that is not followed by LF is an
@@ -16,11 +19,11 @@
 use core::fmt;
 
 use nom::bytes::streaming::{tag, take_while1};
-use nom::character::streaming::satisfy;
+use nom::character::streaming::{char, satisfy};
 use nom::error::{ErrorKind, ParseError};
-use nom::{IResult, Needed, Parser};
+use nom::{IResult, Input, Needed, Parser};
 
-use crate::scan;
+use crate::scan::{self, is_tchar};
 
 /// Default limit on a request line, terminator excluded (Apache's
 /// `LimitRequestLine`): one byte more is a 414.
@@ -200,16 +203,19 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// The nom error type: the txtd error a sub-parser decided on.
+/// The nom error type: the txtd error a sub-parser decided on, and where:
+/// the length of the input from the byte that showed it (the byte whose
+/// arrival turned a partial head into this error) to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fail(Error);
+struct Fail(Error, usize);
 
-impl<I> ParseError<I> for Fail {
+impl<I: Input> ParseError<I> for Fail {
     // A nom combinator failing on its own (a `tag`, `satisfy`) means the
     // request line or the version is malformed; the callers map those
-    // failures to the precise error with `or_fail`.
-    fn from_error_kind(_: I, _: ErrorKind) -> Self {
-        Fail(Error::InvalidVersion)
+    // failures to the precise error with `or_fail`. The input is where the
+    // combinator stood, which is the offending byte for all but `tag`.
+    fn from_error_kind(input: I, _: ErrorKind) -> Self {
+        Fail(Error::InvalidVersion, input.input_len())
     }
 
     fn append(_: I, _: ErrorKind, other: Self) -> Self {
@@ -219,69 +225,17 @@ impl<I> ParseError<I> for Fail {
 
 type PResult<'a, O> = IResult<&'a [u8], O, Fail>;
 
-/// Replaces any non-incomplete error of `result` with `error`.
+/// Replaces the error of any non-incomplete failure of `result` with
+/// `error`, keeping where it was found.
 #[inline(always)]
 fn or_fail<'a, O>(result: PResult<'a, O>, error: Error) -> PResult<'a, O> {
-    result.map_err(|e| e.map(|_| Fail(error)))
+    result.map_err(|e| e.map(|Fail(_, at)| Fail(error, at)))
 }
 
+/// Fails with `error`, shown by the first byte of `at`.
 #[inline(always)]
-fn fail<O>(error: Error) -> Result<O, nom::Err<Fail>> {
-    Err(nom::Err::Error(Fail(error)))
-}
-
-/// RFC 9110 §5.6.2 tchar, as a table: one load per byte.
-#[expect(
-    clippy::indexing_slicing,
-    reason = "the loop keeps b below 256, the table's length"
-)]
-static TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
-
-#[inline(always)]
-fn is_tchar(b: u8) -> bool {
-    TCHAR.get(usize::from(b)).copied().unwrap_or(false)
-}
-
-/// How many bytes at the start of `i` are token characters.
-#[inline(always)]
-fn token_len(i: &[u8]) -> usize {
-    let mut n = 0;
-    for quad in i.chunks_exact(4) {
-        match *quad {
-            [a, b, c, d] if is_tchar(a) & is_tchar(b) & is_tchar(c) & is_tchar(d) => n += 4,
-            _ => break,
-        }
-    }
-    while i.get(n).is_some_and(|&b| is_tchar(b)) {
-        n += 1;
-    }
-    n
+fn fail<O>(error: Error, at: &[u8]) -> Result<O, nom::Err<Fail>> {
+    Err(nom::Err::Error(Fail(error, at.len())))
 }
 
 /// Returns whether `b` is a token character (RFC 9110 §5.6.2).
@@ -296,8 +250,8 @@ fn line_end(i: &[u8]) -> PResult<'_, ()> {
         [b'\n', rest @ ..] => Ok((rest, ())),
         [b'\r', b'\n', rest @ ..] => Ok((rest, ())),
         [b'\r'] | [] => Err(nom::Err::Incomplete(Needed::Unknown)),
-        [b'\r', ..] => fail(Error::BareCr),
-        _ => fail(Error::InvalidVersion),
+        [b'\r', after @ ..] => fail(Error::BareCr, after),
+        _ => fail(Error::InvalidVersion, i),
     }
 }
 
@@ -311,9 +265,9 @@ fn request_target(i: &[u8]) -> PResult<'_, &[u8]> {
     match rest.first() {
         Some(b' ') if !target.is_empty() => Ok((rest, target)),
         // `GET /` then the line end: HTTP/0.9, which has no version.
-        Some(b'\n') if !target.is_empty() => fail(Error::MissingVersion),
+        Some(b'\n') if !target.is_empty() => fail(Error::MissingVersion, rest),
         Some(b'\r') if !target.is_empty() => cr_after_target(rest),
-        _ => fail(Error::InvalidTarget),
+        _ => fail(Error::InvalidTarget, rest),
     }
 }
 
@@ -324,9 +278,10 @@ fn request_target(i: &[u8]) -> PResult<'_, &[u8]> {
 fn cr_after_target(rest: &[u8]) -> PResult<'_, &[u8]> {
     // RFC 9112 §2.2: a CR must start a line end; until its LF arrives this
     // may still be HTTP/0.9.
-    match rest.get(1) {
-        Some(b'\n') => fail(Error::MissingVersion),
-        Some(_) => fail(Error::BareCr),
+    let after = rest.get(1..).unwrap_or_default();
+    match after.first() {
+        Some(b'\n') => fail(Error::MissingVersion, after),
+        Some(_) => fail(Error::BareCr, after),
         None => Err(nom::Err::Incomplete(Needed::Unknown)),
     }
 }
@@ -335,47 +290,89 @@ fn cr_after_target(rest: &[u8]) -> PResult<'_, &[u8]> {
 /// here, before the rest of the line: its framing is not HTTP/1's.
 #[inline(always)]
 fn version(i: &[u8]) -> PResult<'_, Version> {
-    let digit = || satisfy(|c: char| c.is_ascii_digit());
-    let (i, _) = or_fail(tag(&b"HTTP/"[..]).parse(i), Error::InvalidVersion)?;
-    let (i, major) = or_fail(digit().parse(i), Error::InvalidVersion)?;
-    let (i, _) = or_fail(tag(&b"."[..]).parse(i), Error::InvalidVersion)?;
-    let (i, minor) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+    let (i, major, minor) = match i {
+        // All eight bytes at once, as nearly every request has them; nom's
+        // parsers below name the failure, or ask for more, otherwise.
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor, rest @ ..]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            (rest, *major, *minor)
+        }
+        _ => {
+            let digit = || satisfy(|c: char| c.is_ascii_digit());
+            let (i, _) = tag(&b"HTTP/"[..])
+                .parse(i)
+                .map_err(|e| e.map(|_: Fail| tag_mismatch(i)))?;
+            let (i, major) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+            let (i, _) = or_fail(tag(&b"."[..]).parse(i), Error::InvalidVersion)?;
+            let (i, minor) = or_fail(digit().parse(i), Error::InvalidVersion)?;
+            (i, major as u8, minor as u8)
+        }
+    };
     // Both are ASCII digits, so the subtraction cannot wrap.
     let version = Version {
-        major: (major as u8).wrapping_sub(b'0'),
-        minor: (minor as u8).wrapping_sub(b'0'),
+        major: major.wrapping_sub(b'0'),
+        minor: minor.wrapping_sub(b'0'),
     };
     if version.major != 1 {
-        return fail(Error::UnsupportedVersion);
+        // Shown by the minor digit, the last of the eight bytes.
+        return Err(nom::Err::Error(Fail(
+            Error::UnsupportedVersion,
+            i.len() + 1,
+        )));
     }
     Ok((i, version))
+}
+
+/// The failure of `tag("HTTP/")` at the start of `i`, placed at the first
+/// byte that differs from the tag, not at the tag's start where nom puts it.
+#[cold]
+fn tag_mismatch(i: &[u8]) -> Fail {
+    let same = i.iter().zip(b"HTTP/").take_while(|(a, b)| a == b).count();
+    Fail(Error::InvalidVersion, i.len() - same)
+}
+
+/// The method and the SP after it.
+#[inline(always)]
+fn method(i: &[u8]) -> PResult<'_, &[u8]> {
+    // `GET` and `HEAD`, the two methods txtd serves, are matched whole, as
+    // the version is; nom's parsers take every other token byte by byte.
+    match i {
+        [b'G', b'E', b'T', b' ', rest @ ..] => Ok((rest, i.get(..3).unwrap_or_default())),
+        [b'H', b'E', b'A', b'D', b' ', rest @ ..] => Ok((rest, i.get(..4).unwrap_or_default())),
+        _ => {
+            let (i, method) = or_fail(take_while1(is_tchar).parse(i), Error::InvalidMethod)?;
+            let (i, _) = or_fail(char(' ').parse(i), Error::InvalidMethod)?;
+            Ok((i, method))
+        }
+    }
 }
 
 /// method SP request-target SP HTTP-version, without the line end.
 #[inline(always)]
 fn request_line(i: &[u8]) -> PResult<'_, (&[u8], &[u8], Version)> {
-    let (i, method) = or_fail(take_while1(is_tchar).parse(i), Error::InvalidMethod)?;
-    let (i, _) = or_fail(tag(&b" "[..]).parse(i), Error::InvalidMethod)?;
+    let (i, method) = method(i)?;
     let (i, target) = request_target(i)?;
-    let (i, _) = or_fail(tag(&b" "[..]).parse(i), Error::InvalidTarget)?;
+    let (i, _) = or_fail(char(' ').parse(i), Error::InvalidTarget)?;
     let (i, version) = version(i)?;
     Ok((i, (method, target, version)))
 }
 
-/// How a field line ended: at `end`, the first byte after its line end;
-/// its content (terminator excluded) is `len` bytes.
+/// A field line read whole: its content (terminator excluded) is `len`
+/// bytes, and `rest` is the input after its line end.
 struct FieldLine<'a> {
     field: Field<'a>,
     len: usize,
-    end: usize,
+    rest: &'a [u8],
 }
 
 /// Why a field line could not be read whole.
 enum Stop {
     /// The line goes on past the input.
     Partial,
-    /// The line breaks a rule.
-    Invalid(Error),
+    /// The line breaks a rule, shown by the byte at this offset from the
+    /// line's start.
+    Invalid(Error, usize),
 }
 
 /// field-name ":" OWS field-value OWS line-end (RFC 9112 §5), from the
@@ -383,51 +380,143 @@ enum Stop {
 ///
 /// One function with one cursor rather than a chain of nom parsers: this
 /// runs once per field line, the hottest path of a head, and each parser
-/// layer re-slices the input and wraps its result.
+/// layer re-slices the input and wraps its result. nom's `take_while1`
+/// would also test the name a byte per branch, where
+/// [`scan::find_non_token`] tests sixteen at once.
 #[inline(always)]
 fn field_line(i: &[u8]) -> Result<FieldLine<'_>, Stop> {
-    // The field name: checked four bytes per branch against the tchar
-    // table, then byte by byte to its end.
-    let name_len = token_len(i);
-    match i.get(name_len) {
-        Some(b':') if name_len > 0 => {}
-        None => return Err(Stop::Partial),
-        Some(b' ' | b'\t') if name_len == 0 => return Err(Stop::Invalid(Error::ObsoleteFold)),
+    // The line's end is searched for from its start, not from the colon:
+    // a name holds no control byte, so the first control is the same, and
+    // the two searches do not wait for each other.
+    let stop = scan::find_field_value_stop(i);
+    let Some(name_len) = scan::find_non_token(i) else {
+        return Err(Stop::Partial);
+    };
+    if name_len == 0 || i.get(name_len) != Some(&b':') {
+        return Err(bad_name(i.get(name_len).copied(), name_len));
+    }
+    // The value, OWS on both sides included, runs to the first control
+    // byte; HTAB is the one allowed.
+    let Some(mut len) = stop else {
+        return Err(Stop::Partial);
+    };
+    if i.get(len) == Some(&b'\t') {
+        len = after_tabs(i, len)?;
+    }
+    let (content, end) = i.split_at_checked(len).unwrap_or((i, &[]));
+    let rest = match end {
+        [b'\r', b'\n', rest @ ..] => rest,
+        _ => other_line_end(end, len)?,
+    };
+    let (name, value) = content.split_at_checked(name_len).unwrap_or_default();
+    // Past the colon, nearly every value follows a single SP and ends
+    // without OWS: skip that SP, and trim in a loop only when OWS remains.
+    let value = match value {
+        [_, b' ', value @ ..] | [_, value @ ..] => value,
+        [] => value,
+    };
+    let value = match value {
+        [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(value),
+        value => value,
+    };
+    Ok(FieldLine {
+        field: Field { name, value },
+        len,
+        rest,
+    })
+}
+
+/// Why a field name stopped at `stop` after `name_len` token characters
+/// is no name followed by a colon.
+#[cold]
+fn bad_name(stop: Option<u8>, name_len: usize) -> Stop {
+    match stop {
+        None => Stop::Partial,
+        Some(b' ' | b'\t') if name_len == 0 => Stop::Invalid(Error::ObsoleteFold, 0),
         // RFC 9112 §5.1: no whitespace between the field name and the colon.
-        _ => return Err(Stop::Invalid(Error::InvalidFieldName)),
+        _ => Stop::Invalid(Error::InvalidFieldName, name_len),
     }
-    let mut at = name_len + 1;
-    while let Some(b' ' | b'\t') = i.get(at) {
-        at += 1;
-    }
-    let start = at;
-    // The value runs to the first control byte; HTAB is the one allowed.
-    let stop = loop {
-        let rest = i.get(at..).unwrap_or_default();
+}
+
+/// The first control byte of the value from the HTAB at `at` on, HTABs
+/// skipped.
+#[cold]
+fn after_tabs(i: &[u8], mut at: usize) -> Result<usize, Stop> {
+    while i.get(at) == Some(&b'\t') {
+        let rest = i.get(at + 1..).unwrap_or_default();
         let Some(offset) = scan::find_field_value_stop(rest) else {
             return Err(Stop::Partial);
         };
-        at += offset;
-        match i.get(at) {
-            Some(b'\t') => at += 1,
-            Some(&stop) => break stop,
-            None => return Err(Stop::Partial),
+        at += 1 + offset;
+    }
+    Ok(at)
+}
+
+/// The input after the line end that starts `end`, `len` bytes into the
+/// line, when that is not CR LF: a bare LF, or one of the errors.
+#[cold]
+fn other_line_end(end: &[u8], len: usize) -> Result<&[u8], Stop> {
+    match end {
+        [b'\n', rest @ ..] => Ok(rest),
+        [] | [b'\r'] => Err(Stop::Partial),
+        // The byte after the CR shows it bare.
+        [b'\r', ..] => Err(Stop::Invalid(Error::BareCr, len + 1)),
+        [_, ..] => Err(Stop::Invalid(Error::InvalidFieldValue, len)),
+    }
+}
+
+/// The field lines at the start of `i`, through the blank line that ends
+/// the head, into `slots`: how many bytes that took and how many fields.
+///
+/// # Errors
+///
+/// Where the line that stopped the head starts, and why it stopped it.
+/// Each complete line is held to `max_field_line` (the caller settles
+/// which limit was crossed first, and checks an incomplete line).
+#[inline(never)]
+fn field_lines<'a>(
+    i: &'a [u8],
+    slots: &mut [Field<'a>],
+    max_field_line: usize,
+) -> Result<(usize, usize), (usize, Stop)> {
+    let room = slots.len();
+    let mut slots = slots.iter_mut();
+    let mut rest = i;
+    loop {
+        let at = i.len() - rest.len();
+        match rest {
+            [b'\n', after @ ..] | [b'\r', b'\n', after @ ..] => {
+                return Ok((i.len() - after.len(), room - slots.len()));
+            }
+            [] | [b'\r'] => return Err((at, Stop::Partial)),
+            [b'\r', ..] => return Err((at, Stop::Invalid(Error::BareCr, 1))),
+            _ => {}
         }
-    };
-    let end = match (stop, i.get(at + 1)) {
-        (b'\n', _) => at + 1,
-        (b'\r', Some(b'\n')) => at + 2,
-        (b'\r', None) => return Err(Stop::Partial),
-        (b'\r', Some(_)) => return Err(Stop::Invalid(Error::BareCr)),
-        _ => return Err(Stop::Invalid(Error::InvalidFieldValue)),
-    };
-    let name = i.get(..name_len).unwrap_or_default();
-    let value = i.get(start..at).unwrap_or_default().trim_ascii_end();
-    Ok(FieldLine {
-        field: Field { name, value },
-        len: at,
-        end,
-    })
+        let Some(slot) = slots.next() else {
+            return Err((at, Stop::Invalid(Error::TooManyFields, 0)));
+        };
+        let line = field_line(rest).map_err(|stop| (at, stop))?;
+        if line.len > max_field_line {
+            return Err((at, Stop::Invalid(Error::FieldLineTooLong, line.len)));
+        }
+        *slot = line.field;
+        rest = line.rest;
+    }
+}
+
+/// `value` without the OWS (SP and HTAB) on either side.
+///
+/// Not `trim_ascii`: that also trims CR, LF and FF, which cannot occur
+/// here, and it is not inlined.
+#[cold]
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
 }
 
 /// Where the head is while it arrives, to pick the limit an incomplete line
@@ -474,70 +563,69 @@ pub fn parse_request<'a, 'f>(
 ) -> Result<Parsed<Request<'a, 'f>>, Error> {
     let max_fields = limits.max_fields.min(fields.len());
     let mut rest = input;
-    let mut line = Line::Request;
 
     // RFC 9112 §2.2: ignore empty lines received before the request line.
     loop {
         match line_end(rest) {
             Ok((after, ())) => rest = after,
             Err(nom::Err::Incomplete(_)) if !rest.is_empty() => {
-                return partial(input, rest, line, limits);
+                return partial(input, input.len() - rest.len(), Line::Request, limits);
             }
             _ => break,
         }
     }
 
+    let start = input.len() - rest.len();
     let (method, request_target, version) = match request_line(rest) {
         Ok((after, parts)) => {
-            check_line(rest, after, line, limits)?;
+            let len = rest.len() - after.len();
+            if len > limits.max_request_line {
+                let end = start + len;
+                return Err(settle(
+                    input,
+                    start,
+                    end,
+                    Line::Request,
+                    limits,
+                    Error::RequestLineTooLong,
+                ));
+            }
             rest = after;
             parts
         }
         // A CR before the method is no empty line and no method byte:
-        // name the bare CR (RFC 9112 §2.2).
-        Err(nom::Err::Error(Fail(Error::InvalidMethod))) if rest.first() == Some(&b'\r') => {
-            return Err(Error::BareCr);
+        // name the bare CR (RFC 9112 §2.2), shown by the byte after it.
+        Err(nom::Err::Error(Fail(Error::InvalidMethod, _))) if rest.first() == Some(&b'\r') => {
+            let shown = start + 1;
+            return Err(settle(
+                input,
+                start,
+                shown,
+                Line::Request,
+                limits,
+                Error::BareCr,
+            ));
         }
-        Err(e) => return incomplete_or(e, input, rest, line, limits),
+        Err(e) => return refuse(e, input, start, Line::Request, limits),
     };
     match line_end(rest) {
         Ok((after, ())) => rest = after,
-        Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
-        Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
+        Err(e) => return refuse(e, input, start, Line::Request, limits),
     }
 
-    line = Line::Field;
-    let mut count = 0;
-    loop {
-        if let Some(b'\r' | b'\n') | None = rest.first() {
-            match line_end(rest) {
-                Ok((after, ())) => {
-                    rest = after;
-                    break;
-                }
-                Err(nom::Err::Incomplete(_)) => return partial(input, rest, line, limits),
-                Err(nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e))) => return Err(e),
-            }
+    let slots = fields.get_mut(..max_fields).unwrap_or_default();
+    let base = input.len() - rest.len();
+    let count = match field_lines(rest, slots, limits.max_field_line) {
+        Ok((len, count)) => {
+            rest = rest.get(len..).unwrap_or_default();
+            count
         }
-        if count >= max_fields {
-            return Err(Error::TooManyFields);
+        Err((at, Stop::Partial)) => return partial(input, base + at, Line::Field, limits),
+        Err((at, Stop::Invalid(e, shown))) => {
+            let start = base + at;
+            return Err(settle(input, start, start + shown, Line::Field, limits, e));
         }
-        let field = match field_line(rest) {
-            Ok(line) => {
-                if line.len > limits.max_field_line {
-                    return Err(Error::FieldLineTooLong);
-                }
-                rest = rest.get(line.end..).unwrap_or_default();
-                line.field
-            }
-            Err(Stop::Partial) => return partial(input, rest, line, limits),
-            Err(Stop::Invalid(e)) => return Err(e),
-        };
-        if let Some(slot) = fields.get_mut(count) {
-            *slot = field;
-        }
-        count += 1;
-    }
+    };
 
     let head_len = input.len() - rest.len();
     if head_len > limits.max_head {
@@ -553,52 +641,87 @@ pub fn parse_request<'a, 'f>(
     }))
 }
 
-/// Checks a complete line, from `start` to `after` (terminator excluded).
-#[inline(always)]
-fn check_line(start: &[u8], after: &[u8], line: Line, limits: &Limits) -> Result<(), Error> {
-    let len = start.len() - after.len();
-    match line {
-        Line::Request if len > limits.max_request_line => Err(Error::RequestLineTooLong),
-        Line::Field if len > limits.max_field_line => Err(Error::FieldLineTooLong),
-        _ => Ok(()),
-    }
-}
-
-fn incomplete_or<'a, 'f>(
+/// The answer for a request-line parser's failure `e`, in the line that
+/// starts at `start`.
+#[cold]
+fn refuse<'a, 'f>(
     e: nom::Err<Fail>,
     input: &'a [u8],
-    rest: &'a [u8],
+    start: usize,
     line: Line,
     limits: &Limits,
 ) -> Result<Parsed<Request<'a, 'f>>, Error> {
     match e {
-        nom::Err::Incomplete(_) => partial(input, rest, line, limits),
-        nom::Err::Error(Fail(e)) | nom::Err::Failure(Fail(e)) => Err(e),
+        nom::Err::Incomplete(_) => partial(input, start, line, limits),
+        nom::Err::Error(Fail(e, left)) | nom::Err::Failure(Fail(e, left)) => {
+            let shown = input.len().saturating_sub(left);
+            Err(settle(input, start, shown, line, limits, e))
+        }
     }
 }
 
-/// The answer for a head that stops inside the line starting at `rest`:
+/// The answer for a head that stops inside the line starting at `start`:
 /// partial, unless that line or the head is already past its limit.
 fn partial<'a, 'f>(
     input: &'a [u8],
-    rest: &'a [u8],
+    start: usize,
     line: Line,
     limits: &Limits,
 ) -> Result<Parsed<Request<'a, 'f>>, Error> {
-    // A CR at the very end may be the first half of the line end.
-    let line_len = rest.strip_suffix(b"\r").unwrap_or(rest).len();
-    match line {
-        Line::Request if line_len > limits.max_request_line => {
-            return Err(Error::RequestLineTooLong);
-        }
-        Line::Field if line_len > limits.max_field_line => return Err(Error::FieldLineTooLong),
-        _ => {}
+    match first_limit(input, start, input.len(), line, limits) {
+        Some(e) => Err(e),
+        None => Ok(Parsed::Partial),
     }
-    // An incomplete head of `max_head` bytes can only end past the limit.
-    if input.len() >= limits.max_head {
-        return Err(Error::HeadTooLarge);
+}
+
+/// `error`, shown by the byte at `shown` in the line that starts at
+/// `start`, unless the bytes before it already crossed a limit: then that
+/// limit, as if the bytes had arrived one at a time.
+#[cold]
+fn settle(
+    input: &[u8],
+    start: usize,
+    shown: usize,
+    line: Line,
+    limits: &Limits,
+    error: Error,
+) -> Error {
+    first_limit(input, start, shown, line, limits).unwrap_or(error)
+}
+
+/// The limit that the shortest prefix of `input[..end]` crosses, if any;
+/// the head up to `end` holds no error and its last line starts at `start`.
+///
+/// A prefix crosses the line's limit when the line holds one byte more
+/// than the limit, a CR at the very end excluded (it may be the first half
+/// of the line end); it crosses the head's when it is `max_head` bytes
+/// long, as a head that is not complete by then can only end past it. The
+/// line's limit is checked first, so it wins a tie.
+fn first_limit(
+    input: &[u8],
+    start: usize,
+    end: usize,
+    line: Line,
+    limits: &Limits,
+) -> Option<Error> {
+    let (max_line, line_error) = match line {
+        Line::Request => (limits.max_request_line, Error::RequestLineTooLong),
+        Line::Field => (limits.max_field_line, Error::FieldLineTooLong),
+    };
+    // The first byte past the line's limit; a CR there leaves the line at
+    // the limit until the byte after it arrives.
+    let over = start.saturating_add(max_line);
+    let line_crossed = match input.get(over) {
+        Some(b'\r') => over.saturating_add(2),
+        _ => over.saturating_add(1),
+    };
+    if line_crossed <= end && line_crossed <= limits.max_head {
+        Some(line_error)
+    } else if limits.max_head <= end {
+        Some(Error::HeadTooLarge)
+    } else {
+        None
     }
-    Ok(Parsed::Partial)
 }
 
 #[cfg(test)]

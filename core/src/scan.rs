@@ -2,8 +2,10 @@
 //!
 //! Each search reads eight bytes per step as a `u64` (safe Rust, no
 //! `unsafe`), flags the bytes of a class with the classic SWAR bit tricks
-//! and returns the index of the first flagged byte. Work is linear in the
-//! bytes skipped; nothing panics on any input.
+//! and returns the index of the first flagged byte; where the compiler
+//! vectorises, sixteen bytes per step. Token characters, which no bit trick
+//! covers cheaply, also have a table. Work is linear in the bytes skipped;
+//! nothing panics on any input.
 //!
 //! The `memchr` crate does this and more, but txtd-core may depend only on
 //! nom, heapless, embedded-io and defmt (see the crate docs), so the few
@@ -88,6 +90,141 @@ fn word(bytes: &[u8]) -> u64 {
     let mut lanes = [0u8; 8];
     lanes.copy_from_slice(bytes);
     u64::from_le_bytes(lanes)
+}
+
+/// Whether `b` is a token character (RFC 9110 §5.6.2 tchar): a letter, a
+/// digit or one of ``!#$%&'*+-.^_`|~``.
+///
+/// Written as range and equality tests rather than a table lookup: LLVM
+/// turns these into vector compares across a whole block, which it cannot
+/// do with a table. Byte by byte, [`is_tchar`] (the same set as a table)
+/// is cheaper.
+#[inline(always)]
+const fn is_tchar_by_ranges(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    // `#$%&'`, `^_` and the backtick, `*+`, `-.`: four runs of neighbours.
+    let runs = (b.wrapping_sub(b'#') < 5)
+        | (b.wrapping_sub(b'^') < 3)
+        | (b.wrapping_sub(b'*') < 2)
+        | (b.wrapping_sub(b'-') < 2);
+    // `|` and `~` differ only in bit 1.
+    let bar_tilde = (b & 0xfd) == b'|';
+    letter | digit | runs | bar_tilde | (b == b'!')
+}
+
+/// [`is_tchar_by_ranges`] as a table: one load per byte.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the loop keeps b below 256, the table's length"
+)]
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_tchar_by_ranges(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Whether `b` is a token character (RFC 9110 §5.6.2), by table.
+#[inline(always)]
+pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR.get(usize::from(b)).copied().unwrap_or(false)
+}
+
+/// Whether `b` is a letter, a digit or `-`: what nearly every field name
+/// is made of. Range tests, so that LLVM compares a block at once.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+const fn is_name_common(b: u8) -> bool {
+    ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'-')
+}
+
+/// First byte that is not a token character: ends a field name.
+///
+/// On x86-64 and AArch64, sixteen bytes at a time (vector compares) skip
+/// the letters, digits and hyphens that nearly every name is made of. The
+/// first other byte is usually the colon, which ends the name at once;
+/// otherwise the table takes over byte by byte. Elsewhere the table goes
+/// four bytes per branch.
+#[inline(always)]
+pub(crate) fn find_non_token(bytes: &[u8]) -> Option<usize> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let skip = name_common_len(bytes);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let skip = tchar_quads_len(bytes);
+    // The colon is no token character: comparing with it directly spares
+    // the table load that would follow the byte's.
+    if bytes.get(skip) == Some(&b':') {
+        return Some(skip);
+    }
+    find_non_tchar_from(bytes, skip)
+}
+
+/// How many whole 16-byte blocks at the start of `bytes` hold only
+/// letters, digits and hyphens, in bytes, plus the lanes of the next block
+/// before its first other byte.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn name_common_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    for block in bytes.chunks_exact(16) {
+        let block: &[u8; 16] = block.try_into().unwrap_or(&[0; 16]);
+        if let Some(lane) = first_in_block(block, |b| !is_name_common(b)) {
+            return at + lane;
+        }
+        at += 16;
+    }
+    at
+}
+
+/// How many token characters start `bytes`, counted four per branch and
+/// stopping at the first group of four that is not all tokens.
+#[cfg(any(test, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[inline(always)]
+fn tchar_quads_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    for quad in bytes.chunks_exact(4) {
+        match *quad {
+            [a, b, c, d] if is_tchar(a) & is_tchar(b) & is_tchar(c) & is_tchar(d) => at += 4,
+            _ => break,
+        }
+    }
+    at
+}
+
+/// First byte from `at` on that is not a token character, by table; the
+/// bytes before `at` must all be token characters.
+#[inline(always)]
+fn find_non_tchar_from(bytes: &[u8], mut at: usize) -> Option<usize> {
+    while let Some(&b) = bytes.get(at) {
+        if !is_tchar(b) {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
+/// Index of the first byte of `block` that `is_special` flags.
+///
+/// Each lane becomes `0xff` or `0`, written so LLVM compiles the sixteen
+/// tests as vector compares and the test for any flagged lane as one
+/// movemask; only then does the block, as a `u128`, go to the integer
+/// registers to yield the first flagged lane from its trailing zeros.
+/// (Testing the `u128` itself against zero sent it through the stack on
+/// every block.)
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn first_in_block(block: &[u8; 16], is_special: impl Fn(u8) -> bool) -> Option<usize> {
+    let lanes = block.map(|b| u8::from(is_special(b)).wrapping_neg());
+    if lanes.iter().fold(false, |any, &lane| any | (lane != 0)) {
+        Some((u128::from_le_bytes(lanes).trailing_zeros() / 8) as usize)
+    } else {
+        None
+    }
 }
 
 /// First byte that cannot appear inside a field value or that ends one:
@@ -198,6 +335,41 @@ mod tests {
                     "html byte {b:#x} lane {lane}"
                 );
                 assert_eq!(find_lf(&buf), naive(&buf, |c| c == b'\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn the_token_table_is_rfc_9110_tchar() {
+        for b in 0..=255u8 {
+            let rfc = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), rfc, "byte {b:#x}");
+            assert_eq!(is_tchar_by_ranges(b), rfc, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn every_byte_in_every_lane_ends_a_token_like_the_table() {
+        for b in 0..=255u8 {
+            // 37 bytes: two 16-byte blocks and a byte-by-byte tail.
+            for lane in 0..37 {
+                for background in [b'a', b'_', b'9'] {
+                    let mut buf = [background; 37];
+                    buf[lane] = b;
+                    let expected = naive(&buf, |c| !is_tchar(c));
+                    assert_eq!(
+                        find_non_token(&buf),
+                        expected,
+                        "byte {b:#x} lane {lane} background {background:#x}"
+                    );
+                    // The microcontrollers' path, which this host does not take.
+                    let quads = tchar_quads_len(&buf);
+                    assert_eq!(
+                        find_non_tchar_from(&buf, quads),
+                        expected,
+                        "quads: byte {b:#x} lane {lane} background {background:#x}"
+                    );
+                }
             }
         }
     }

@@ -937,6 +937,47 @@ fn a_response_the_client_never_reads_is_given_up_and_logged_incomplete() {
 }
 
 #[test]
+fn a_page_measured_for_longer_than_the_send_timeout_is_still_sent() {
+    // NULs (each one U+FFFD) beyond what one poll measures: the length
+    // pass takes several polls, and the clock runs on between them as in
+    // a busy worker.
+    let text: &'static [u8] = Box::leak(vec![0u8; 768 * 1024].into_boxed_slice());
+    let entries: &'static [TableEntry] = Box::leak(
+        vec![TableEntry::dir(b""), TableEntry::file(b"zeros.txt", text)].into_boxed_slice(),
+    );
+    let mut site = Table::new(entries);
+    let (mut input, mut output) = (vec![0u8; 4096], vec![0u8; 16 * 1024]);
+    let config = Config::DEFAULT;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    feed(&mut conn, b"GET /zeros.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0);
+    let mut t = 0;
+    for _ in 0..100 {
+        let interest = conn.poll(&mut site, &mut (), now(t));
+        assert_eq!(interest.close, Close::Keep, "closed at {t} ms");
+        if !conn.output(&site)[0].is_empty() {
+            break;
+        }
+        assert!(interest.again);
+        t += config.send_timeout_ms / 2;
+    }
+    assert!(t >= config.send_timeout_ms, "measured within {t} ms");
+    // The send timeout counts from the head being ready, not from the request.
+    let (out, close) = drain(&mut conn, &mut site, t);
+    assert_eq!(close, Close::Keep);
+    let all = responses(&out, |_| false);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].status, 200);
+    assert_eq!(
+        all[0]
+            .body
+            .windows(3)
+            .filter(|w| *w == "\u{FFFD}".as_bytes())
+            .count(),
+        text.len()
+    );
+}
+
+#[test]
 fn a_connection_ends_at_its_lifetime() {
     let mut site = site();
     let (mut input, mut output) = ([0u8; 4096], [0u8; 4096]);
@@ -955,6 +996,54 @@ fn a_connection_ends_at_its_lifetime() {
     assert_eq!(interest.deadline_ms, Some(config.lifetime_ms));
     let (_, close) = drain(&mut conn, &mut site, config.lifetime_ms);
     assert_eq!(close, Close::Now);
+}
+
+#[test]
+fn a_response_in_flight_when_the_lifetime_ends_is_finished_and_the_next_closes() {
+    let mut site = site();
+    let (mut input, mut output) = ([0u8; 4096], [0u8; 1024]);
+    let config = Config::DEFAULT;
+    let end = config.lifetime_ms;
+    let mut conn: Conn<'_, Table> = Conn::new(&mut input, &mut output, config, now(0));
+    // A big page asked for just before the lifetime ends, and a second
+    // request pipelined behind it.
+    feed(
+        &mut conn,
+        b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        end - 10,
+    );
+    let mut out = Vec::new();
+    let mut t = end - 10;
+    // The client reads a window a second: the page outlasts the lifetime
+    // by far, and each read is progress, so the send timeout never fires.
+    for _ in 0..10_000 {
+        let interest = conn.poll(&mut site, &mut (), now(t));
+        assert_ne!(interest.close, Close::Now, "closed at {t} ms");
+        if interest.deadline_ms.is_some_and(|d| d <= t) {
+            panic!("a deadline in the past at {t} ms: {interest:?}");
+        }
+        let [head, body] = conn.output(&site);
+        let n = head.len() + body.len();
+        out.extend_from_slice(head);
+        out.extend_from_slice(body);
+        conn.sent(n, now(t));
+        if n == 0 && !interest.again {
+            break;
+        }
+        t += 1000;
+    }
+    assert!(t > end + config.send_timeout_ms, "sent by {t} ms");
+    let all = responses(&out, |_| false);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].status, 200);
+    assert_eq!(all[0].field("Connection"), None);
+    assert!(all[0].text().ends_with("</pre>\n</body>\n</html>\n"));
+    // The request after the lifetime is answered, then the connection ends.
+    assert_eq!(all[1].status, 200);
+    assert_eq!(all[1].field("Connection"), Some("close"));
+    let (rest, close) = drain(&mut conn, &mut site, t);
+    assert!(rest.is_empty());
+    assert_ne!(close, Close::Keep);
 }
 
 proptest! {

@@ -36,6 +36,12 @@ fn escape_ref(bytes: &[u8]) -> String {
     out
 }
 
+/// A name (title, link text) escaped: as [`escape_ref`], but a name has no
+/// lines, so HTAB, LF, FF and CR are U+FFFD like every other control.
+fn name_ref(bytes: &[u8]) -> String {
+    escape_ref(bytes).replace(['\t', '\n', '\x0c', '\r'], "\u{FFFD}")
+}
+
 /// Percent-encoding the obvious way; `/` kept only when `keep_slash`.
 fn percent_ref(bytes: &[u8], keep_slash: bool) -> String {
     bytes
@@ -217,7 +223,7 @@ proptest! {
             "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>{}</title>\n</head>\n<body>\n<pre>\n",
-            escape_ref(&name)
+            name_ref(&name)
         );
         let len = page_prologue_len(&name);
         let mut out = vec![0u8; len];
@@ -232,7 +238,7 @@ proptest! {
         let shown = if dir.is_empty() {
             "/".to_string()
         } else {
-            format!("/{}/", escape_ref(&dir))
+            format!("/{}/", name_ref(&dir))
         };
         let parent = if dir.is_empty() { "" } else { "<li><a href=\"../\">../</a></li>\n" };
         let expected = format!(
@@ -255,7 +261,7 @@ proptest! {
         let expected = format!(
             "<li><a href=\"{}{slash}\">{}{slash}</a></li>\n",
             percent_ref(&name, false),
-            escape_ref(&name)
+            name_ref(&name)
         );
         let len = index_entry_len(&name, is_dir);
         let mut out = vec![0u8; len];

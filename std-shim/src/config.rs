@@ -8,11 +8,17 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::access_log::Format;
+
 /// The defaults, shared by `--help` and the code.
 mod default {
     pub const LISTEN: &str = "127.0.0.1:8080";
     pub const MAX_CONNS: usize = 512;
-    pub const BACKLOG: i32 = 511;
+    // Linux's own somaxconn default since 5.4. Connections beyond the slots
+    // wait in this queue; once it is full the kernel drops SYNs and a new
+    // client retries only after 1 s, then 3 s, so it must outsize a flood
+    // of slow connections (2,000 drippers against 2 x 512 slots, say).
+    pub const BACKLOG: i32 = 4096;
     pub const MAX_REQUEST_LINE: usize = 8190;
     pub const MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const MAX_HEADERS: usize = 128;
@@ -37,9 +43,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// --drain-timeout); INT stops at once; HUP reloads the configuration with
 /// a new generation of workers; USR1 reopens the log files; USR2 upgrades
 /// to the binary now on disk, handing it the listening sockets. Sockets
-/// passed by socket activation (LISTEN_FDS) replace --listen.
+/// passed by socket activation (LISTEN_FDS) replace --listen; one named
+/// `admin` (LISTEN_FDNAMES) replaces --admin-listen.
+///
+/// The admin interface (--admin-listen) answers GET /healthz, /metrics
+/// (Prometheus text format) and /status (HTML; /status?auto for scripts).
 #[derive(Parser, Debug, Default)]
-#[command(name = "txtd", version, about, long_about = None)]
+#[command(name = "txtd", version, about, long_about)]
 pub struct Cli {
     /// The directory to serve [default: .]
     pub root: Option<PathBuf>,
@@ -56,9 +66,23 @@ pub struct Cli {
     /// Write the master's pid to this file
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Access log in the Combined Log Format; `-` for stdout [default: off]
+    /// Access log, written in 64 KiB blocks at least once a second; `-`
+    /// for stdout [default: off]
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// Access log format: `combined` (Apache and nginx's Combined Log
+    /// Format) or `json` (one JSON object per line) [default: combined]
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub access_log_format: Option<Format>,
+    /// Address of the admin interface (/healthz, /metrics, /status),
+    /// answered by the workers; loopback only unless
+    /// --admin-allow-remote [default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Allow --admin-listen on an address that is not loopback (the admin
+    /// interface has no authentication: firewall it)
+    #[arg(long)]
+    pub admin_allow_remote: bool,
     /// Error log [default: stderr]
     #[arg(long, value_name = "FILE")]
     pub error_log: Option<PathBuf>,
@@ -86,7 +110,7 @@ pub struct Cli {
     /// Connection slots per worker [default: 512]
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
-    /// Listen backlog, clamped by the kernel to net.core.somaxconn [default: 511]
+    /// Listen backlog, clamped by the kernel to net.core.somaxconn [default: 4096]
     #[arg(long, value_name = "N")]
     pub backlog: Option<i32>,
     /// Longest request line in bytes (longer: 414) [default: 8190]
@@ -107,6 +131,12 @@ pub struct Cli {
     /// Validate the configuration and exit
     #[arg(long)]
     pub check_config: bool,
+    /// Print the man page (roff, from these flags) and exit
+    #[arg(long, exclusive = true)]
+    pub print_man: bool,
+    /// Print the completion script for SHELL and exit
+    #[arg(long, value_name = "SHELL", value_enum, exclusive = true)]
+    pub print_completions: Option<clap_complete::Shell>,
 }
 
 /// The configuration file: the flags' keys, kebab-case.
@@ -118,6 +148,9 @@ struct File {
     workers: Option<usize>,
     pid_file: Option<PathBuf>,
     access_log: Option<PathBuf>,
+    access_log_format: Option<Format>,
+    admin_listen: Option<SocketAddr>,
+    admin_allow_remote: Option<bool>,
     error_log: Option<PathBuf>,
     drain_timeout: Option<String>,
     header_timeout: Option<String>,
@@ -147,6 +180,12 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// Access log; `-` for stdout.
     pub access_log: Option<PathBuf>,
+    /// Its line format.
+    pub access_log_format: Format,
+    /// The admin interface's address.
+    pub admin_listen: Option<SocketAddr>,
+    /// Whether the admin address may be other than loopback.
+    pub admin_allow_remote: bool,
     /// Error log; `None` for stderr.
     pub error_log: Option<PathBuf>,
     /// Graceful stop limit.
@@ -230,6 +269,12 @@ impl Config {
             workers: cli.workers.or(file.workers).unwrap_or(cpus),
             pid_file: cli.pid_file.or(file.pid_file),
             access_log: cli.access_log.or(file.access_log),
+            access_log_format: cli
+                .access_log_format
+                .or(file.access_log_format)
+                .unwrap_or_default(),
+            admin_listen: cli.admin_listen.or(file.admin_listen),
+            admin_allow_remote: cli.admin_allow_remote || file.admin_allow_remote == Some(true),
             error_log: cli.error_log.or(file.error_log),
             drain_timeout: cli
                 .drain_timeout
@@ -314,6 +359,14 @@ impl Config {
             if d.is_zero() {
                 return Err(format!("{name} must be more than 0"));
             }
+        }
+        if let Some(addr) = self.admin_listen
+            && !addr.ip().is_loopback()
+            && !self.admin_allow_remote
+        {
+            return Err(format!(
+                "admin-listen {addr} is not a loopback address; the admin interface has no authentication: add --admin-allow-remote to serve it there"
+            ));
         }
         if self.watchdog_timeout < MIN_WATCHDOG_TIMEOUT {
             return Err(format!(
@@ -437,6 +490,44 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.starts_with("config key watchdog-timeout: "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_admin_and_log_format_keys_are_config_file_keys_too() {
+        let dir = std::env::temp_dir().join(format!("txtd-config-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("txtd.toml");
+        std::fs::write(
+            &file,
+            "admin-listen = \"0.0.0.0:9080\"\nadmin-allow-remote = true\naccess-log-format = \"json\"\n",
+        )
+        .unwrap();
+        let config = Config::resolve(Cli {
+            root: site(),
+            config: Some(file.clone()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(config.admin_listen, Some("0.0.0.0:9080".parse().unwrap()));
+        assert_eq!(config.access_log_format, Format::Json);
+        std::fs::write(&file, "admin-listen = \"0.0.0.0:9080\"\n").unwrap();
+        let e = Config::resolve(Cli {
+            root: site(),
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("--admin-allow-remote"), "{e}");
+        let defaults = Config::resolve(Cli {
+            root: site(),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (defaults.admin_listen, defaults.access_log_format),
+            (None, Format::Combined)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,6 +7,7 @@
 pub mod error_log;
 pub mod access_log;
 pub mod activation;
+pub mod admin;
 pub mod config;
 pub mod master;
 pub mod notify;

@@ -7,8 +7,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use txtd::{config, master};
 
 fn main() -> ExitCode {
@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.print_man || cli.print_completions.is_some() {
+        return print_docs(&cli);
+    }
     let config = match config::Config::resolve(cli) {
         Ok(config) => config,
         Err(e) => {
@@ -35,6 +38,28 @@ fn main() -> ExitCode {
     };
     match master::run(config) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("txtd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--print-man` and `--print-completions SHELL`: what `contrib/` ships
+/// (`contrib/txtd.1`, `contrib/completions/`), made from the flags
+/// themselves so it cannot go stale (a test compares the two).
+fn print_docs(cli: &config::Cli) -> ExitCode {
+    let mut command = config::Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match cli.print_completions {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut command, "txtd", &mut out);
+            Ok(())
+        }
+        None => clap_mangen::Man::new(command).render(&mut out),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("txtd: {e}");
             ExitCode::FAILURE

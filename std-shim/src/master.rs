@@ -90,6 +90,8 @@ enum Stop {
 struct Master {
     config: Config,
     listeners: Vec<OwnedFd>,
+    /// The admin interface's listening socket (`--admin-listen`).
+    admin: Option<OwnedFd>,
     access_log: Option<AccessLog>,
     signals: Option<OwnedFd>,
     slots: Vec<Slot>,
@@ -130,9 +132,10 @@ pub fn run(config: Config) -> Result<i32, String> {
         return Ok(0);
     }
     let access_log = match &config.access_log {
-        Some(path) => {
-            Some(AccessLog::open(path).map_err(|e| format!("access log {}: {e}", path.display()))?)
-        }
+        Some(path) => Some(
+            AccessLog::open(path, config.access_log_format)
+                .map_err(|e| format!("access log {}: {e}", path.display()))?,
+        ),
         None => None,
     };
     notify::init();
@@ -143,7 +146,11 @@ pub fn run(config: Config) -> Result<i32, String> {
     let addrs: &[SocketAddr] = if from_activation { &[] } else { &config.listen };
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut bound: Vec<SocketAddr> = Vec::new();
-    for fd in inherited.unwrap_or_default() {
+    let crate::activation::Inherited {
+        listeners: inherited,
+        admin,
+    } = inherited.unwrap_or_default();
+    for fd in inherited {
         let local = sys::local_addr(fd.as_fd()).map_err(|e| format!("getsockname: {e}"))?;
         listeners.push(fd);
         bound.push(local);
@@ -155,6 +162,7 @@ pub fn run(config: Config) -> Result<i32, String> {
         listeners.push(fd);
         bound.push(local);
     }
+    let admin = crate::admin::listener(admin, config.admin_listen, config.backlog)?;
     sys::ignore_sigpipe().map_err(|e| format!("ignoring SIGPIPE: {e}"))?;
     // Blocked before the first fork, so workers inherit the mask and see
     // signals only through their own signalfd.
@@ -182,6 +190,14 @@ pub fn run(config: Config) -> Result<i32, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     scoreboard.master().set_master(sys::getpid(), unix_secs);
+    scoreboard
+        .master()
+        .set_upgrades(crate::upgrade::inherited_upgrades());
+    if notify::is_upgrade() {
+        // The service serves already, through the old master: our workers
+        // answer /healthz with 200 as they start, not 503 `starting`.
+        scoreboard.master().set_ready();
+    }
     scoreboard.master().set_generation(1, config.workers);
     let now = Instant::now();
     let slots = (0..scoreboard.len())
@@ -194,6 +210,7 @@ pub fn run(config: Config) -> Result<i32, String> {
     let mut master = Master {
         config,
         listeners,
+        admin,
         access_log,
         signals: Some(signals),
         slots,
@@ -362,9 +379,15 @@ impl Master {
         }
         self.stop = Some(stop);
         self.on_stop_begun();
-        self.scoreboard.master().set_stopping();
+        if self.upgrade.handed_over() {
+            // The service goes on in the new master: /healthz stays 200.
+            self.scoreboard.master().set_handed_over();
+        } else {
+            self.scoreboard.master().set_stopping();
+        }
         // New connections are refused once the workers close theirs too.
         self.listeners.clear();
+        self.admin = None;
         match stop {
             Stop::Graceful => {
                 log_info!(
@@ -546,6 +569,7 @@ impl Master {
         };
         let setup = worker::Setup {
             listeners: std::mem::take(&mut self.listeners),
+            admin: self.admin.take(),
             root: config.root.clone(),
             conn: config.conn(),
             page_cache_valid: config.page_cache_valid,
@@ -597,6 +621,11 @@ impl Master {
                 log_error!("pid file {}: {e}", path.display());
             }
             log_info!("serving with {} workers", self.config.workers);
+            let master = self.scoreboard.master();
+            if notify::is_upgrade() {
+                master.set_upgrades(master.read().upgrades.saturating_add(1));
+            }
+            master.set_ready();
             notify::ready();
         }
         self.ready
@@ -626,7 +655,9 @@ impl Master {
         } else if !self.note_ready() {
             log_warn!("ignoring USR2: not serving yet");
         } else {
-            self.upgrade.begin(&self.listeners);
+            let upgrades = self.scoreboard.master().read().upgrades;
+            self.upgrade
+                .begin(&self.listeners, self.admin.as_ref(), upgrades);
         }
     }
 

@@ -52,13 +52,17 @@ mod master_word {
     /// Odd while the master folds a slot into RETIRED (a sequence lock,
     /// so that totals never count a worker twice or not at all).
     pub const FOLD_SEQ: usize = 20;
+    /// 1 once the pool served for the first time (`READY=1`).
+    pub const READY: usize = 21;
+    /// 1 once a binary upgrade handed over to a new master.
+    pub const HANDED_OVER: usize = 22;
 }
 
 /// Words of a [`Counts`] block.
 const COUNT_WORDS: usize = 9;
 const _: () = assert!(slot_word::COUNTS + COUNT_WORDS <= SLOT_WORDS);
 const _: () = assert!(master_word::RETIRED + COUNT_WORDS <= master_word::FOLD_SEQ);
-const _: () = assert!(master_word::FOLD_SEQ < MASTER_WORDS);
+const _: () = assert!(master_word::HANDED_OVER < MASTER_WORDS);
 
 /// Attempts a reader makes at a consistent [`Scoreboard::totals`].
 const TOTALS_TRIES: usize = 64;
@@ -296,7 +300,8 @@ impl Scoreboard {
     }
 
     /// A copy of the master area and of every slot that holds a worker.
-    /// Allocates: for status pages, not for the request path.
+    /// Allocates: for tests; the admin pages read slot by slot.
+    #[cfg(test)]
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             master: self.master().read(),
@@ -311,6 +316,7 @@ impl Scoreboard {
 }
 
 /// A copy of the scoreboard at one moment (each word read on its own).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// The master-wide area.
@@ -496,8 +502,12 @@ pub struct MasterSnapshot {
     pub reloads: u64,
     /// Reloads that failed (the old generation kept serving).
     pub reload_failures: u64,
-    /// Binary upgrades handed over to a new master.
+    /// Binary upgrades this service went through.
     pub upgrades: u64,
+    /// The pool served once (`READY=1`).
+    pub ready: bool,
+    /// A binary upgrade handed over to a new master.
+    pub handed_over: bool,
     /// The request counters of every worker that ended.
     pub retired: Counts,
 }
@@ -559,9 +569,21 @@ impl MasterCounters {
         self.add(master_word::RELOAD_FAILURES, 1);
     }
 
-    /// Counts a binary upgrade handed over.
-    pub fn add_upgrade(&self) {
-        self.add(master_word::UPGRADES, 1);
+    /// Sets the binary upgrades this service went through: a new master
+    /// counts on from the old one's count.
+    pub fn set_upgrades(&self, upgrades: u64) {
+        self.store(master_word::UPGRADES, upgrades);
+    }
+
+    /// Marks that the pool served for the first time.
+    pub fn set_ready(&self) {
+        self.store(master_word::READY, 1);
+    }
+
+    /// Marks that a binary upgrade handed over: the service goes on in
+    /// the new master, and this one's workers leave the admin interface.
+    pub fn set_handed_over(&self) {
+        self.store(master_word::HANDED_OVER, 1);
     }
 
     /// Adds an ended worker's counters to the retired counts.
@@ -580,6 +602,11 @@ impl MasterCounters {
     /// Whether a stop has begun.
     pub fn stopping(&self) -> bool {
         self.load(master_word::STOPPING) != 0
+    }
+
+    /// Whether a binary upgrade handed over to a new master.
+    pub fn handed_over(&self) -> bool {
+        self.load(master_word::HANDED_OVER) != 0
     }
 
     /// The generation serving now.
@@ -609,6 +636,8 @@ impl MasterCounters {
             reloads: self.load(master_word::RELOADS),
             reload_failures: self.load(master_word::RELOAD_FAILURES),
             upgrades: self.load(master_word::UPGRADES),
+            ready: self.load(master_word::READY) != 0,
+            handed_over: self.handed_over(),
             retired: self.retired(),
         }
     }

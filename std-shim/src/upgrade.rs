@@ -5,6 +5,10 @@
 //! drains; not ready in time, or exited: it is killed and reaped, and the
 //! old master keeps serving.
 //!
+//! The admin interface's socket goes with the others, last, named
+//! `admin` in `LISTEN_FDNAMES`; the count of upgrades so far goes in
+//! `TXTD_UPGRADES`, so `txtd_upgrades_total` counts on.
+//!
 //! The handshake: the new master gets `NOTIFY_SOCKET=@txtd-upgrade-...`
 //! (ours) and `TXTD_NOTIFY_SOCKET` (the service manager's, or empty). It
 //! writes the pid file and sends `READY=1` + `MAINPID=` to us once its
@@ -26,6 +30,20 @@ use crate::sys::{self, Exit, Pid};
 
 /// How long the new master has to report that its workers serve.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The variable that tells a new master how many upgrades came before.
+const TXTD_UPGRADES: &str = "TXTD_UPGRADES";
+
+/// The upgrades before this master (0 unless an upgrade started it), and
+/// removes the variable so that no child sees it.
+pub fn inherited_upgrades() -> u64 {
+    let count = std::env::var(TXTD_UPGRADES)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    sys::unset_env(TXTD_UPGRADES);
+    count
+}
 
 /// Where an upgrade stands.
 #[derive(Default)]
@@ -58,7 +76,7 @@ impl Upgrade {
     /// Starts the new binary (USR2). A USR2 while one is under way is
     /// ignored with a log line; a failure to start is logged and leaves
     /// us serving.
-    pub fn begin(&mut self, listeners: &[OwnedFd]) {
+    pub fn begin(&mut self, listeners: &[OwnedFd], admin: Option<&OwnedFd>, upgrades: u64) {
         match self {
             Self::Idle => {}
             Self::Waiting { child, .. } | Self::Killed { child } | Self::HandedOver { child } => {
@@ -66,7 +84,7 @@ impl Upgrade {
                 return;
             }
         }
-        match start(listeners) {
+        match start(listeners, admin, upgrades) {
             Ok((child, socket, exe)) => {
                 log_info!(
                     "upgrade: started {} as pid {child}; waiting up to {READY_TIMEOUT:?} for it to serve",
@@ -200,7 +218,11 @@ fn current_exe() -> io::Result<PathBuf> {
 }
 
 /// Binds our notification socket and starts the new master.
-fn start(listeners: &[OwnedFd]) -> io::Result<(Pid, UnixDatagram, PathBuf)> {
+fn start(
+    listeners: &[OwnedFd],
+    admin: Option<&OwnedFd>,
+    upgrades: u64,
+) -> io::Result<(Pid, UnixDatagram, PathBuf)> {
     let exe = current_exe()?;
     let name = format!("txtd-upgrade-{}-{}", sys::getpid(), sys::monotonic_usec());
     let socket = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)?;
@@ -224,7 +246,10 @@ fn start(listeners: &[OwnedFd]) -> io::Result<(Pid, UnixDatagram, PathBuf)> {
     env.push(CString::new(format!("{}=@{name}", notify::NOTIFY_SOCKET)).map_err(nul)?);
     let service = notify::service_socket().unwrap_or_default();
     env.push(CString::new(format!("{}={service}", notify::TXTD_NOTIFY_SOCKET)).map_err(nul)?);
-    let fds: Vec<BorrowedFd<'_>> = listeners.iter().map(AsFd::as_fd).collect();
+    let names = crate::activation::fd_names(listeners.len(), admin.is_some());
+    env.push(CString::new(format!("LISTEN_FDNAMES={names}")).map_err(nul)?);
+    env.push(CString::new(format!("{TXTD_UPGRADES}={upgrades}")).map_err(nul)?);
+    let fds: Vec<BorrowedFd<'_>> = listeners.iter().chain(admin).map(AsFd::as_fd).collect();
     let child = sys::spawn_with_listeners(&program, &argv, &env, &fds)?;
     Ok((child, socket, exe))
 }

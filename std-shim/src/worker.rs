@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use txtd_core::conn::{Activity, Close, Config as ConnConfig, Conn, Exchange, Log, Now};
 
 use crate::access_log::AccessLog;
+use crate::admin::{self, Admin};
 use crate::scoreboard::{Scoreboard, SlotCounters, State};
 use crate::site::FsSite;
 use crate::sys::{self, epoll};
@@ -66,6 +67,8 @@ pub const EXIT_CANNOT_SERVE: i32 = 78;
 pub struct Setup {
     /// The shared listening sockets.
     pub listeners: Vec<OwnedFd>,
+    /// The admin interface's listening socket, if on.
+    pub admin: Option<OwnedFd>,
     /// The site root, opened by the worker at start.
     pub root: PathBuf,
     /// Connection settings.
@@ -163,13 +166,14 @@ struct SlotLog<'a> {
     counters: SlotCounters,
     peer: SocketAddr,
     unix_secs: u64,
+    monotonic_ms: u64,
 }
 
 impl Log for SlotLog<'_> {
     fn exchange(&mut self, exchange: &Exchange<'_>) {
         self.counters.add_response(exchange.status.code());
         if let Some(access) = self.access.as_deref_mut() {
-            access.write(&self.peer, self.unix_secs, exchange);
+            access.write(&self.peer, self.unix_secs, self.monotonic_ms, exchange);
         }
         if let Some(refusal) = exchange.refusal {
             log_info!(
@@ -225,6 +229,8 @@ struct Worker {
     accepted: u32,
     /// When an orphaned worker gives up on its connections.
     drain_deadline_ms: Option<u64>,
+    /// The admin interface (module admin), answered until the worker exits.
+    admin: Option<Admin>,
 }
 
 /// Runs a worker until it is told to stop; returns the exit code:
@@ -315,6 +321,18 @@ impl Worker {
             .iter()
             .map(|l| sys::set_nodelay(l.as_fd()).is_ok())
             .collect();
+        let admin = setup.admin.map(|listener| {
+            Admin::new(
+                listener,
+                setup.scoreboard,
+                setup.slot,
+                setup.conn.head_timeout_ms,
+                setup.conn.send_timeout_ms,
+            )
+        });
+        if let Some(admin) = &admin {
+            admin.register(ep.as_fd())?;
+        }
         let mut worker = Self {
             ep,
             signals,
@@ -334,6 +352,7 @@ impl Worker {
             early_requests: true,
             accepted: 0,
             drain_deadline_ms: None,
+            admin,
         };
         worker.start_accepting()?;
         // Serving from here on: the master counts a reload's new generation
@@ -378,7 +397,7 @@ impl Worker {
         // When the loop must wake even without events (None: never).
         let mut next_wake_ms: Option<u64> = None;
         loop {
-            if self.draining && self.active() == 0 {
+            if self.draining && self.active() == 0 && self.admin_finished() {
                 log_info!("worker drained, exiting");
                 return Ok(());
             }
@@ -400,7 +419,8 @@ impl Worker {
                 State::Idle
             };
             self.counters.beat(now, state, self.active());
-            let sleep_ms = next_wake_ms.map_or(HEARTBEAT_MS, |t| t.saturating_sub(now));
+            let wake_ms = earliest(next_wake_ms, self.housekeeping(now));
+            let sleep_ms = wake_ms.map_or(HEARTBEAT_MS, |t| t.saturating_sub(now));
             let timeout = i32::try_from(sleep_ms.min(HEARTBEAT_MS)).unwrap_or(i32::MAX);
             let n = sys::epoll_wait(self.ep.as_fd(), &mut events, timeout)?;
             self.clock.tick();
@@ -411,6 +431,7 @@ impl Worker {
                             return Ok(());
                         }
                     }
+                    token if token >= admin::TOKEN => self.on_admin_event(token),
                     token if token >= LISTENER_TOKEN => {
                         let index = usize::try_from(token - LISTENER_TOKEN).unwrap_or(usize::MAX);
                         self.accept(index);
@@ -538,6 +559,7 @@ impl Worker {
             );
         }
         self.stop_accepting();
+        self.leave_admin_if_handed_over();
         self.draining = true;
         // Our copies of the listeners: the master and other workers hold theirs.
         self.listeners.clear();
@@ -690,6 +712,7 @@ impl Worker {
                 counters: self.counters,
                 peer: slot.peer,
                 unix_secs: now.unix_secs,
+                monotonic_ms: now.monotonic_ms,
             };
             slot.conn.close(&mut log);
             if slot.socket.take().is_some() {
@@ -740,6 +763,7 @@ impl Worker {
                 counters: self.counters,
                 peer: slot.peer,
                 unix_secs: now.unix_secs,
+                monotonic_ms: now.monotonic_ms,
             };
             let interest = slot.conn.poll(&mut self.site, &mut log, now);
             let mut progress = false;
@@ -910,4 +934,50 @@ fn is_out_of_resources(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+// Hooks of the admin interface (module admin) and the buffered access log.
+impl Worker {
+    /// Once per wake: writes the access log's buffer when due and closes
+    /// admin connections past their deadline; returns when to wake next
+    /// for either.
+    fn housekeeping(&mut self, now_ms: u64) -> Option<u64> {
+        let log = self.access_log.as_mut().and_then(|log| {
+            log.flush_if_due(now_ms);
+            log.flush_due_ms()
+        });
+        let admin = self.admin.as_mut().and_then(|a| a.expire(now_ms));
+        earliest(log, admin)
+    }
+
+    fn on_admin_event(&mut self, token: u64) {
+        let now = self.clock.now();
+        let clock = admin::Clock {
+            monotonic_ms: now.monotonic_ms,
+            unix_secs: now.unix_secs,
+        };
+        if let Some(admin) = self.admin.as_mut() {
+            admin.on_event(self.ep.as_fd(), token, clock);
+        }
+    }
+
+    /// Whether a drained worker may exit as far as the admin interface
+    /// goes: it takes no new admin connection from now on, and the ones
+    /// open (a health check) get their answer first.
+    fn admin_finished(&mut self) -> bool {
+        let Some(admin) = self.admin.as_mut() else {
+            return true;
+        };
+        admin.close_listener(self.ep.as_fd());
+        admin.is_idle()
+    }
+
+    /// A draining worker keeps answering the admin interface (its
+    /// `/healthz` says 503 during a stop), unless a binary upgrade handed
+    /// over: the new master's workers answer from their own scoreboard.
+    fn leave_admin_if_handed_over(&mut self) {
+        if let Some(admin) = self.admin.as_mut() {
+            admin.on_drain(self.ep.as_fd());
+        }
+    }
 }

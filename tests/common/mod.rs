@@ -315,3 +315,58 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+impl Server {
+    /// The admin interface's address (`--admin-listen`), from the
+    /// master's `admin interface on ADDR` line.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.wait_for_log("admin interface on ");
+        admin_addr_in(&self.stderr()).expect("an admin address in the log")
+    }
+}
+
+/// The last `admin interface on ADDR` address in a log.
+pub fn admin_addr_in(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .rev()
+        .filter_map(|l| l.split("admin interface on ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .find_map(|addr| addr.trim_end_matches(':').parse().ok())
+}
+
+/// A `GET` of `target` from `addr` with `Connection: close`; `None` if
+/// the connection was refused or cut before a whole head arrived.
+pub fn try_get(addr: SocketAddr, target: &str) -> Option<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).ok()?;
+    stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+    stream.set_write_timeout(Some(TIMEOUT)).ok()?;
+    let raw = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(raw.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).ok()?;
+    out.windows(4)
+        .any(|w| w == b"\r\n\r\n")
+        .then(|| Response::parse(&out, false).0)
+}
+
+/// A `GET` of `target` from `addr` that must succeed.
+pub fn get(addr: SocketAddr, target: &str) -> Response {
+    try_get(addr, target).unwrap_or_else(|| panic!("GET {target} from {addr} failed"))
+}
+
+/// Polls `path` (bounded) until it holds `text`; returns its contents.
+pub fn wait_for_file(path: &Path, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let contents = std::fs::read_to_string(path).unwrap_or_default();
+        if contents.contains(text) {
+            return contents;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no {text:?} in {}:\n{contents}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -84,7 +84,7 @@ impl Master {
         };
         super::warn_if_few_descriptors(config.max_conns, self.listeners.len());
         let access_log = match &config.access_log {
-            Some(path) => match AccessLog::open(path) {
+            Some(path) => match AccessLog::open(path, config.access_log_format) {
                 Ok(log) => Some(log),
                 Err(e) => {
                     log_error!(
@@ -163,6 +163,12 @@ impl Master {
         // The sockets are the old ones; so is what they were made with.
         config.listen.clone_from(&self.config.listen);
         config.backlog = self.config.backlog;
+        if config.admin_listen != self.config.admin_listen {
+            log_warn!(
+                "reload: a changed --admin-listen needs a restart or a binary upgrade (USR2); keeping the admin socket"
+            );
+            config.admin_listen = self.config.admin_listen;
+        }
         if config.pid_file != self.config.pid_file {
             log_warn!("reload: a changed --pid-file needs a restart; keeping the old one");
             config.pid_file.clone_from(&self.config.pid_file);
