@@ -218,26 +218,22 @@ cpu_ticks() {
     echo "$total"
 }
 
-# Sum of VmRSS (KiB) over the tree.
-rss_kib() {
+# Sum over the tree of a KiB field of a /proc/PID file: tree_kib ROOT FILE FIELD.
+tree_kib() {
     local total=0 p v
     for p in $(tree_pids "$1"); do
-        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+        v=$(awk -v f="$3:" '$1 == f { print $2 }' "/proc/$p/$2" 2>/dev/null || true)
         total=$((total + ${v:-0}))
     done
     echo "$total"
 }
 
-# Sum of Pss (KiB) over the tree: each page shared by n processes counts 1/n, so the
-# libc and binary pages a master and its worker share are not counted twice.
-pss_kib() {
-    local total=0 p v
-    for p in $(tree_pids "$1"); do
-        v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
+# VmRSS summed over the tree.
+rss_kib() { tree_kib "$1" status VmRSS; }
+
+# Pss summed over the tree: each page shared by n processes counts 1/n, so the libc
+# and binary pages a master and its worker share are not counted twice.
+pss_kib() { tree_kib "$1" smaps_rollup Pss; }
 
 median() {
     sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
