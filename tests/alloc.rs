@@ -3,6 +3,9 @@
 //! cache, `sendfile`, scoreboard, access log) runs on a thread of this test,
 //! on 127.0.0.1 port 0, under a counting global allocator that counts that
 //! thread only. 1,000 requests warm it up; 10,000 more must allocate nothing.
+//! The buffered access log on its own, under the same allocator: 10,000
+//! lines in either format (flushes included) after a warm-up allocate
+//! nothing, since its line and block buffers keep their capacity.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,14 +29,15 @@ use common::{Scratch, TIMEOUT, read_responses_to};
 use txtd::access_log::{AccessLog, Format};
 use txtd::scoreboard::Scoreboard;
 use txtd::worker::Setup;
+use txtd_core::{Exchange, Status};
 
 /// Counts the allocations of threads that carry a counter, then lets the
 /// system allocator do them.
 struct Counting;
 
 thread_local! {
-    /// The counter of the worker running on this thread; `None` on the
-    /// test's own threads, whose allocations do not count.
+    /// The counter of what is measured on this thread (a worker, the
+    /// log); `None` elsewhere, whose allocations do not count.
     static COUNTER: Cell<Option<&'static AtomicU64>> = const { Cell::new(None) };
 }
 
@@ -252,4 +256,51 @@ fn with_the_access_log_on_and_every_file_checked_requests_allocate_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(lines, expected);
+}
+
+/// Every line is written whole and none allocates: the log reuses its
+/// buffers.
+#[test]
+fn ten_thousand_lines_allocate_nothing_in_either_format() {
+    let dir = std::env::temp_dir().join(format!("txtd-log-alloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let peer: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
+    let exchange = Exchange {
+        request_line: b"GET /notes/a%20b.txt?x=\"1\" HTTP/1.1",
+        status: Status::OK,
+        body_len: 123_456,
+        referer: Some(b"http://example.invalid/\xff"),
+        user_agent: Some(b"Mozilla/5.0 (X11; Linux x86_64) \\ test"),
+        refusal: None,
+        complete: true,
+    };
+    let allocations: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let counting = |on: bool| COUNTER.with(|c| c.set(on.then_some(allocations)));
+    // The counter counts: a fresh buffer is one allocation.
+    counting(true);
+    let before = allocations.load(Ordering::Relaxed);
+    drop(std::hint::black_box(vec![0u8; 64]));
+    assert_eq!(allocations.load(Ordering::Relaxed) - before, 1);
+    counting(false);
+    for format in [Format::Combined, Format::Json] {
+        let path = dir.join(format!("{format:?}.log"));
+        let mut log = AccessLog::open(&path, format).unwrap();
+        for i in 0..100 {
+            log.write(&peer, 1_764_000_000 + i, i, &exchange);
+        }
+        counting(true);
+        let before = allocations.load(Ordering::Relaxed);
+        for i in 0..10_000u64 {
+            log.write(&peer, 1_764_000_000 + i, i * 10, &exchange);
+            log.flush_if_due(i * 10);
+        }
+        let lines_allocated = allocations.load(Ordering::Relaxed) - before;
+        counting(false);
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 10_100, "{format:?}");
+        eprintln!("{format:?}: {lines_allocated} allocations over 10,000 lines");
+        assert_eq!(lines_allocated, 0, "{format:?}: allocations per line");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
