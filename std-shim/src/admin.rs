@@ -12,6 +12,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use txtd_core::conn::Now;
+
 use crate::scoreboard::Scoreboard;
 use crate::sys::{self, epoll};
 
@@ -72,15 +74,6 @@ struct Conn {
     sent: usize,
     phase: Phase,
     deadline_ms: u64,
-}
-
-/// The time, as the worker read it for this wake.
-#[derive(Clone, Copy)]
-pub struct Clock {
-    /// `CLOCK_MONOTONIC` milliseconds.
-    pub monotonic_ms: u64,
-    /// Seconds since the Unix epoch, for `Date`.
-    pub unix_secs: u64,
 }
 
 /// A worker's side of the admin interface.
@@ -164,7 +157,7 @@ impl Admin {
     }
 
     /// Handles an epoll event whose token is at or above [`TOKEN`].
-    pub fn on_event(&mut self, ep: BorrowedFd<'_>, token: u64, now: Clock) {
+    pub fn on_event(&mut self, ep: BorrowedFd<'_>, token: u64, now: Now) {
         match token.checked_sub(TOKEN + 1) {
             None => self.accept(ep, now),
             Some(index) => {
@@ -191,7 +184,7 @@ impl Admin {
         next
     }
 
-    fn accept(&mut self, ep: BorrowedFd<'_>, now: Clock) {
+    fn accept(&mut self, ep: BorrowedFd<'_>, now: Now) {
         // Bounded: a burst is shared with the other workers.
         for _ in 0..MAX_CONNS {
             let Some(listener) = self.listener.as_ref() else {
@@ -229,7 +222,7 @@ impl Admin {
     }
 
     /// Moves connection `index` on as far as its socket allows.
-    fn drive(&mut self, index: usize, now: Clock) {
+    fn drive(&mut self, index: usize, now: Now) {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };

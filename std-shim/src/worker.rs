@@ -951,13 +951,8 @@ impl Worker {
     }
 
     fn on_admin_event(&mut self, token: u64) {
-        let now = self.clock.now();
-        let clock = admin::Clock {
-            monotonic_ms: now.monotonic_ms,
-            unix_secs: now.unix_secs,
-        };
         if let Some(admin) = self.admin.as_mut() {
-            admin.on_event(self.ep.as_fd(), token, clock);
+            admin.on_event(self.ep.as_fd(), token, self.clock.now());
         }
     }
 
